@@ -1,0 +1,45 @@
+"""The JSON contract every variant serves: fixed here, in one place, for every app and for the runner.
+
+Pure data, no imports: it is read by the apps under test (any env group, Python 3.8+) and by the
+runner's contract check (asgibench.contract), so the page size and field lists cannot drift apart.
+"""
+
+# DRF PageNumberPagination shape: {"count", "next", "previous", "results"}, ?page=N, ordered by id.
+PAGE_SIZE = 10
+PAGE_PARAM = "page"
+
+# List endpoints, relative to the API prefix (/api/ or /async_api/).
+LIST_ENDPOINTS = ("clowncollege", "troupe")
+
+LOCATION_FIELDS = ("id", "line_1", "line_2", "line_3", "zipcode")
+TROUPE_REF_FIELDS = ("id", "name")
+CLOWNCOLLEGE_FIELDS = ("id", "name", "location", "troupe")
+TROUPE_FIELDS = ("id", "name", "clowns", "acrobats")
+# Performers (clowns, acrobats) are ordered by id; id is the auth_user id (multi-table inheritance).
+PERFORMER_FIELDS = ("id", "first_name", "last_name", "stage_name", "concentration")
+
+# The I/O probe: one request waits S seconds inside PostgreSQL (SELECT pg_sleep(S)) and answers
+# {"slept": S} with S read back from that same row. S is bounded to keep every run bounded.
+SLEEP_PARAM = "seconds"
+MAX_SLEEP_SECONDS = 5.0
+DEFAULT_SLEEP_SECONDS = 1.0
+
+# The original study's FastAPI "slowapi" app.
+SLOWAPI_MESSAGE = {"message": "Honk Honk"}
+
+# The superuser the load test logs in with (seeded by `manage.py populate_test_db`).
+ADMIN_USERNAME = "ringmaster"
+ADMIN_PASSWORD = "honk-honk-benchmark"
+
+# Tables (Django's migrations own the schema; every other ORM maps onto these).
+TABLES = {
+    "user": "auth_user",
+    "performer": "circus_performermixin",  # user_ptr_id -> auth_user.id, stage_name
+    "clown": "circus_clown",  # performermixin_ptr_id -> circus_performermixin.user_ptr_id, concentration
+    "acrobat": "circus_acrobat",  # performermixin_ptr_id, concentration
+    "troupe": "circus_troupe",  # id, name
+    "troupe_clowns": "circus_troupe_clowns",  # id, troupe_id, clown_id
+    "troupe_acrobats": "circus_troupe_acrobats",  # id, troupe_id, acrobat_id
+    "location": "circus_location",  # id, line_1, line_2, line_3, zipcode
+    "clowncollege": "circus_clowncollege",  # id, name, location_id, troupe_id
+}
