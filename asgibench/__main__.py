@@ -1,0 +1,3 @@
+from asgibench.cli import main
+
+raise SystemExit(main())

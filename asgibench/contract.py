@@ -1,0 +1,224 @@
+"""Contract step: before any load, every endpoint a row serves must answer the JSON the database
+says it should. The expected pages are built here straight from the tables with SQL — not through
+any app's code path — so a stub, a wrong field or a stale cache fails the run.
+
+Comparison parses JSON and normalises only the scheme/host of `next`/`previous` URLs.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.cookiejar
+import json
+import math
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from services import benchcontract as C
+
+from asgibench.errors import RunError
+
+PAGES_CHECKED = (1, 2)
+STATIC_PROBE = "admin/css/base.css"
+
+
+def _performers(cur, kind: str, troupe_ids: list[int]) -> dict[int, list[dict]]:
+    table, link = C.TABLES[kind], C.TABLES[f"troupe_{kind}s"]
+    rows = cur.execute(
+        f"""select l.troupe_id, u.id, u.first_name, u.last_name, p.stage_name, k.concentration
+            from {link} l
+            join {table} k on k.performermixin_ptr_id = l.{kind}_id
+            join {C.TABLES['performer']} p on p.user_ptr_id = k.performermixin_ptr_id
+            join {C.TABLES['user']} u on u.id = p.user_ptr_id
+            where l.troupe_id = any(%s) order by l.troupe_id, u.id""",
+        (troupe_ids,),
+    ).fetchall()
+    out: dict[int, list[dict]] = {t: [] for t in troupe_ids}
+    for troupe_id, *vals in rows:
+        out[troupe_id].append(dict(zip(C.PERFORMER_FIELDS, vals)))
+    return out
+
+
+def expected_results(conn, endpoint: str, page: int) -> tuple[int, list[dict]]:
+    """(count, results of `page`) for one list endpoint, from SQL."""
+    cur = conn.cursor()
+    offset = (page - 1) * C.PAGE_SIZE
+    if endpoint == "clowncollege":
+        count = cur.execute(f"select count(*) from {C.TABLES['clowncollege']}").fetchone()[0]
+        rows = cur.execute(
+            f"""select c.id, c.name, l.id, l.line_1, l.line_2, l.line_3, l.zipcode, t.id, t.name
+                from {C.TABLES['clowncollege']} c
+                join {C.TABLES['location']} l on l.id = c.location_id
+                join {C.TABLES['troupe']} t on t.id = c.troupe_id
+                order by c.id limit %s offset %s""",
+            (C.PAGE_SIZE, offset),
+        ).fetchall()
+        results = [
+            {"id": r[0], "name": r[1], "location": dict(zip(C.LOCATION_FIELDS, r[2:7])),
+             "troupe": dict(zip(C.TROUPE_REF_FIELDS, r[7:9]))}
+            for r in rows
+        ]
+        return count, results
+    if endpoint == "troupe":
+        count = cur.execute(f"select count(*) from {C.TABLES['troupe']}").fetchone()[0]
+        rows = cur.execute(
+            f"select id, name from {C.TABLES['troupe']} order by id limit %s offset %s", (C.PAGE_SIZE, offset)
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        clowns, acrobats = _performers(cur, "clown", ids), _performers(cur, "acrobat", ids)
+        return count, [{"id": i, "name": n, "clowns": clowns[i], "acrobats": acrobats[i]} for i, n in rows]
+    raise ValueError(endpoint)
+
+
+def expected_page(conn, prefix: str, endpoint: str, page: int, base_url: str) -> dict:
+    count, results = expected_results(conn, endpoint, page)
+    last = max(1, math.ceil(count / C.PAGE_SIZE))
+    path = f"{base_url}{prefix}{endpoint}/"
+    nxt = f"{path}?{C.PAGE_PARAM}={page + 1}" if page < last else None
+    prev = None if page == 1 else (path if page == 2 else f"{path}?{C.PAGE_PARAM}={page - 1}")
+    return {"count": count, "next": nxt, "previous": prev, "results": results}
+
+
+def normalise(doc):
+    """Drop scheme and host from next/previous: a row may see 127.0.0.1 or localhost."""
+    if isinstance(doc, dict):
+        doc = dict(doc)
+        for k in ("next", "previous"):
+            if isinstance(doc.get(k), str):
+                s = urlsplit(doc[k])
+                doc[k] = urlunsplit(("", "", s.path, s.query, ""))
+    return doc
+
+
+def first_difference(expected, actual, path="$") -> str | None:
+    if type(expected) is not type(actual) and not (isinstance(expected, (int, float)) and isinstance(actual, (int, float))):
+        return f"{path}: expected {type(expected).__name__} {_short(expected)}, got {type(actual).__name__} {_short(actual)}"
+    if isinstance(expected, dict):
+        if set(expected) != set(actual):
+            missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+            return f"{path}: fields differ (missing {missing}, unexpected {extra})"
+        for k in expected:
+            d = first_difference(expected[k], actual[k], f"{path}.{k}")
+            if d:
+                return d
+        return None
+    if isinstance(expected, list):
+        if len(expected) != len(actual):
+            return f"{path}: expected {len(expected)} items, got {len(actual)}"
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            d = first_difference(e, a, f"{path}[{i}]")
+            if d:
+                return d
+        return None
+    return None if expected == actual else f"{path}: expected {_short(expected)}, got {_short(actual)}"
+
+
+def _short(v) -> str:
+    s = json.dumps(v, default=str)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+@dataclass
+class ContractReport:
+    checks: list = field(default_factory=list)  # (name, ok, detail)
+
+    def add(self, name: str, ok: bool, detail: str = "") -> None:
+        self.checks.append((name, ok, detail))
+
+    @property
+    def failures(self) -> list:
+        return [c for c in self.checks if not c[1]]
+
+    def as_dict(self) -> dict:
+        return {"passed": not self.failures,
+                "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in self.checks]}
+
+
+class _Client:
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str, timeout: float = 15.0):
+        try:
+            with self.opener.open(self.base_url + path, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def cookie(self, name: str):
+        return next((c.value for c in self.jar if c.name == name), None)
+
+
+def verify(variant, base_url: str, db_conn, *, static_root=None, api_prefixes=None) -> ContractReport:
+    """Check every endpoint set `variant` serves against the database. Returns the report; the
+    caller decides what a failure means (bench refuses to load a server that fails)."""
+    rep = ContractReport()
+    client = _Client(base_url)
+    prefixes = api_prefixes or [p for s, p in (("api", "/api/"), ("async_api", "/async_api/")) if s in variant.serves]
+    for prefix in prefixes:
+        for endpoint in C.LIST_ENDPOINTS:
+            for page in PAGES_CHECKED:
+                name = f"GET {prefix}{endpoint}/?page={page}"
+                status, body = client.get(f"{prefix}{endpoint}/?{C.PAGE_PARAM}={page}")
+                if status != 200:
+                    rep.add(name, False, f"HTTP {status}: {body[:120]!r}")
+                    continue
+                try:
+                    actual = json.loads(body)
+                except ValueError:
+                    rep.add(name, False, f"not JSON: {body[:80]!r}")
+                    continue
+                expected = expected_page(db_conn, prefix, endpoint, page, base_url)
+                diff = first_difference(normalise(expected), normalise(actual))
+                rep.add(name, diff is None, diff or f"{len(actual['results'])} rows match the database")
+    if "admin" in variant.serves:
+        status, body = client.get("/admin/login/")
+        token = client.cookie("csrftoken")
+        rep.add("GET /admin/login/", status == 200 and bool(token) and b"csrfmiddlewaretoken" in body,
+                f"HTTP {status}, csrftoken cookie {'set' if token else 'missing'}")
+    if "static" in variant.serves:
+        status, body = client.get(f"/static/{STATIC_PROBE}")
+        ok, detail = status == 200, f"HTTP {status}"
+        if ok and static_root is not None:
+            on_disk = (static_root / STATIC_PROBE).read_bytes()
+            ok = hashlib.sha256(on_disk).digest() == hashlib.sha256(body).digest()
+            detail = "bytes match the collected file" if ok else "bytes differ from the collected file"
+        rep.add(f"GET /static/{STATIC_PROBE}", ok, detail)
+    if "slowapi" in variant.serves:
+        status, body = client.get("/slowapi/slowapi/")
+        rep.add("GET /slowapi/slowapi/", status == 200 and _json(body) == C.SLOWAPI_MESSAGE, f"HTTP {status} {body[:60]!r}")
+        if "admin" in variant.serves:  # the django-async-orm endpoint exists where Django runs
+            status, body = client.get("/slowapi/slowapi/django-async-orm/")
+            cur = db_conn.cursor()
+            want = {
+                "clowncollege_count": cur.execute(f"select count(*) from {C.TABLES['clowncollege']}").fetchone()[0],
+                "troupe_count": cur.execute(f"select count(*) from {C.TABLES['troupe']}").fetchone()[0],
+            }
+            got = _json(body)
+            rep.add("GET /slowapi/slowapi/django-async-orm/", status == 200 and got == want, f"HTTP {status}, {got} vs {want}")
+    seconds = 0.2
+    t0 = time.monotonic()
+    status, body = client.get(f"{variant.io_probe}?{C.SLEEP_PARAM}={seconds}")
+    took = time.monotonic() - t0
+    got = _json(body)
+    ok = status == 200 and isinstance(got, dict) and got.get("slept") == seconds and took >= seconds
+    rep.add(f"GET {variant.io_probe}?{C.SLEEP_PARAM}={seconds}", ok, f"HTTP {status} {got} in {took:.3f}s")
+    return rep
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def require(report: ContractReport, variant_name: str) -> None:
+    if report.failures:
+        name, _, detail = report.failures[0]
+        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+        raise RunError(f"contract check failed on {variant_name}: {name}: {detail}{more}")

@@ -1,0 +1,185 @@
+"""Locust step: the load plan for a scenario, and one headless Locust run of it against a server
+that is already up and verified. Locust lives in the runner's env (never a server's) and runs as a
+subprocess in its own process group; we measure its CPU (the generator's own cost) from the kernel's
+rusage of our reaped children, watch the server while it runs, and stop it on Ctrl-C keeping its CSVs.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from asgibench import ROOT, procs
+from asgibench.errors import UsageError
+
+LOCUSTFILES = ROOT / "locustfiles"
+sys.path.insert(0, str(ROOT))  # locustfiles.stages is plain data, importable without Locust
+from locustfiles import stages  # noqa: E402
+
+USER_CLASSES = {"original": "OriginalFlowUser", "api": "ApiOnlyUser", "io": "IoProbeUser"}
+CONSTANT = "constant"
+IO = "io"
+SCENARIOS = (*stages.SHAPES, CONSTANT, IO)
+DEFAULT_SCENARIO = "readme"
+
+
+@dataclass
+class LoadPlan:
+    """What Locust runs: a user class and either a shape (ramped stages) or constant users."""
+
+    scenario: str
+    flow: str  # original | api | io  (-> USER_CLASSES)
+    users: int = 10
+    spawn_rate: float = 10.0
+    duration: float = 30.0  # seconds, constant/io scenarios; shapes have their own length
+    time_scale: float = 1.0  # shapes: stage durations multiplied by this (tests compress them)
+    api_prefix: str = "/api/"
+    with_slowapi: bool = False
+    only_slowapi: bool = False
+    io_path: str = "/io/sleep/"
+    io_seconds: float = 1.0
+    processes: int = 1  # Locust --processes (1 = one process)
+    extra: list = field(default_factory=list)
+
+    @property
+    def is_shape(self) -> bool:
+        return self.scenario in stages.SHAPES
+
+    @property
+    def seconds(self) -> float:
+        if self.is_shape:
+            return stages.total_seconds(self.scenario) * self.time_scale
+        return self.duration
+
+    @property
+    def peak_users(self) -> int:
+        return stages.peak_users(self.scenario) if self.is_shape else self.users
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.update(seconds=self.seconds, peak_users=self.peak_users, user_class=USER_CLASSES[self.flow])
+        return d
+
+
+def locust_bin() -> Path:
+    return Path(sys.executable).parent / "locust"
+
+
+def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warmup: bool = False) -> list[str]:
+    files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else [])
+    cmd = [str(locust_bin()), "-f", ",".join(files), USER_CLASSES[plan.flow], "--host", host,
+           "--api-prefix", plan.api_prefix, "--io-path", plan.io_path, "--io-seconds", str(plan.io_seconds),
+           "--loglevel", "WARNING", "--logfile", str(out / "locust.log")]
+    if plan.with_slowapi:
+        cmd.append("--with-slowapi")
+    if plan.only_slowapi:
+        cmd.append("--only-slowapi")
+    if plan.is_shape:
+        cmd += ["--scenario", plan.scenario, "--time-scale", str(plan.time_scale)]
+    else:
+        cmd += ["--users", str(plan.users), "--spawn-rate", str(plan.spawn_rate)]
+    if plan.processes != 1:
+        cmd += ["--processes", str(plan.processes)]
+    if not headless:
+        return cmd + ["--web-host", "127.0.0.1", "--web-port", "8089"] + plan.extra
+    if not plan.is_shape:
+        cmd += ["--run-time", f"{max(1, round(plan.seconds))}s"]
+    cmd += ["--headless", "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0"]
+    if not warmup:
+        cmd += ["--csv", str(out / "locust"), "--csv-full-history", "--html", str(out / "report.html"),
+                "--json-file", str(out / "locust"), "--timings-file", str(out / "timings.csv"),
+                "--generator-file", str(out / "generator.json")]
+    return cmd + plan.extra
+
+
+@dataclass
+class LoadResult:
+    exit_code: int | None
+    wall_seconds: float
+    generator_cpu_seconds: float
+    interrupted: bool = False
+    server_died: bool = False
+
+    @property
+    def generator_cpu_percent(self) -> float:
+        """Locust's CPU time over wall time, in % of one core (100% = one core saturated)."""
+        return 100.0 * self.generator_cpu_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup: bool = False,
+        progress=None) -> LoadResult:
+    """Run Locust headless until its run time ends (or the server dies, or Ctrl-C)."""
+    out.mkdir(parents=True, exist_ok=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = procs.spawn(command(plan, host, out, warmup=warmup), log_path=out / "locust.out", cwd=ROOT,
+                       env={"PYTHONPATH": str(ROOT / "services")}, cpus=cpus)
+    hard_limit = plan.seconds + 60  # every load run is bounded: Locust stops itself long before this
+    interrupted = died = False
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+            elapsed = time.monotonic() - t0
+            if server is not None and not server.alive():
+                died = True
+                break
+            if elapsed > hard_limit:
+                break
+            if progress:
+                progress(elapsed, plan.seconds, read_totals(out))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if proc.poll() is None:
+            # SIGTERM makes Locust shut down cleanly: it still writes its CSV, HTML and JSON reports.
+            procs.stop(proc, grace=15, sig=signal.SIGTERM)
+        _reap(proc)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return LoadResult(proc.returncode, time.monotonic() - t0, cpu, interrupted, died)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        procs.stop(proc, grace=1, sig=signal.SIGKILL)
+
+
+def read_totals(out: Path) -> dict:
+    """Live totals from Locust's _stats.csv (rewritten each second): requests, failures, req/s,
+    excluding the FLOW entry (a whole iteration, not a request)."""
+    path = out / "locust_stats.csv"
+    tot = {"requests": 0, "failures": 0, "rps": 0.0}
+    try:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("Type") in ("FLOW", "") or row.get("Name") == "Aggregated":
+                    continue
+                tot["requests"] += int(row["Request Count"])
+                tot["failures"] += int(row["Failure Count"])
+                tot["rps"] += float(row["Requests/s"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return tot
+
+
+def validate(plan: LoadPlan) -> None:
+    if plan.scenario not in SCENARIOS:
+        raise UsageError(f"unknown scenario {plan.scenario!r} (choose from {', '.join(SCENARIOS)})")
+    for name, value, low, high in (("users", plan.users, 1, 10000), ("spawn rate", plan.spawn_rate, 0.01, 10000),
+                                   ("duration", plan.duration, 1, 24 * 3600), ("time scale", plan.time_scale, 0.001, 100),
+                                   ("io seconds", plan.io_seconds, 0, 5), ("processes", plan.processes, -1, 256)):
+        if not (low <= value <= high):
+            raise UsageError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def load_final_stats(out: Path) -> list[dict]:
+    path = out / "locust.json"
+    return json.loads(path.read_text()) if path.exists() else []

@@ -1,0 +1,108 @@
+"""Child processes the suite starts: each in its own session (process group), tagged with the
+invocation's ASGIBENCH_RUN_TAG, stopped by PID / process group only — never by name."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+# Every process this invocation starts carries this tag in its environment, so a test (or a
+# curious user) can prove that nothing was left behind: see `tagged_pids`.
+RUN_TAG = os.environ.get("ASGIBENCH_RUN_TAG") or uuid.uuid4().hex[:12]
+
+
+def child_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["ASGIBENCH_RUN_TAG"] = RUN_TAG
+    env.update(extra or {})
+    return env
+
+
+def spawn(cmd, *, log_path=None, env=None, cwd=None, cpus=None) -> subprocess.Popen:
+    """Start cmd in a new session so a Ctrl-C on the terminal reaches us, not it, and so the whole
+    group (gunicorn master + workers, locust + its processes) can be stopped at once."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        if log_path:
+            out.close()
+    if cpus:
+        pin(proc.pid, cpus)
+    return proc
+
+
+def pin(pid: int, cpus) -> None:
+    """CPU placement: children inherit the affinity, so pinning the group leader right after the
+    fork covers the workers it starts (it has not started them yet)."""
+    try:
+        os.sched_setaffinity(pid, set(cpus))
+    except (OSError, AttributeError):
+        pass
+
+
+def stop(proc: subprocess.Popen | None, *, grace: float = 10.0, sig=signal.SIGTERM) -> int | None:
+    """Stop a process we started and everything in its process group; returns its exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        _signal_group(proc.pid, sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    # The leader may be gone while workers of its group linger (e.g. leader SIGKILLed): reap them.
+    if _group_alive(proc.pid):
+        _signal_group(proc.pid, signal.SIGKILL)
+    return proc.returncode
+
+
+def _signal_group(pgid: int, sig) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def tagged_pids(tag: str = RUN_TAG) -> list[int]:
+    """PIDs of live processes carrying our run tag (Linux /proc)."""
+    found = []
+    needle = f"ASGIBENCH_RUN_TAG={tag}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle in fh.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

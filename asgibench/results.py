@@ -1,0 +1,168 @@
+"""Results step: the run folder (never overwritten), meta.json (written at start, updated at the
+end, so a killed run still says what it was), and the summary computed from Locust's final stats.
+
+results/<variant>/<run-id>/
+  locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv,
+  locust.json (final totals), report.html, timings.csv (every response time), generator.json,
+  server.log, locust.log, meta.json
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from asgibench import ROOT
+
+RESULTS_DIR = Path(os.environ.get("ASGIBENCH_RESULTS") or ROOT / "results")
+FLOW_TYPE = "FLOW"  # the whole-iteration entry (like k6's iteration_duration): not a request
+PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+
+
+def new_run_dir(variant: str, label: str, root: Path | None = None) -> Path:
+    """results/<variant>/<UTC time>-<label>[-N]: created exclusively, so no run overwrites another."""
+    base = (root or RESULTS_DIR) / variant
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(1, 1000):
+        path = base / (f"{stamp}-{label}" + (f"-{n}" if n > 1 else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {base}")
+
+
+def write_meta(run_dir: Path, meta: dict) -> None:
+    tmp = run_dir / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=False, default=str))
+    tmp.replace(run_dir / "meta.json")
+
+
+def read_meta(run_dir: Path) -> dict:
+    return json.loads((run_dir / "meta.json").read_text())
+
+
+# -- summary ---------------------------------------------------------------------------------------
+
+def bucket_percentile(buckets: dict, total: int, q: float) -> float | None:
+    """Locust's own percentile over its (rounded) response-time buckets."""
+    if total == 0:
+        return None
+    threshold = int(total * q)
+    processed = 0
+    for rt in sorted(buckets, reverse=True):
+        processed += buckets[rt]
+        if total - processed <= threshold:
+            return float(rt)
+    return float(min(buckets))
+
+
+def exact_percentile(sorted_values: list, q: float) -> float | None:
+    """Nearest-rank percentile of every recorded response time."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summarize(run_dir: Path) -> dict:
+    """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded."""
+    stats_path = run_dir / "locust.json"
+    entries = json.loads(stats_path.read_text()) if stats_path.exists() else []
+    reqs = [e for e in entries if e["method"] != FLOW_TYPE]
+    flows = [e for e in entries if e["method"] == FLOW_TYPE]
+    n = sum(e["num_requests"] for e in reqs)
+    fails = sum(e["num_failures"] for e in reqs)
+    buckets: dict = {}
+    for e in reqs:
+        for rt, c in e["response_times"].items():
+            buckets[float(rt)] = buckets.get(float(rt), 0) + c
+    starts = [e["start_time"] for e in reqs if e["num_requests"]]
+    ends = [e["last_request_timestamp"] for e in reqs if e.get("last_request_timestamp")]
+    seconds = (max(ends) - min(starts)) if starts and ends else 0.0
+    out = {
+        "source": "locust.json (Locust's final stats)" if entries else "none: Locust wrote no final stats",
+        "requests": n,
+        "failures": fails,
+        "failure_ratio": (fails / n) if n else 0.0,
+        "seconds": round(seconds, 3),
+        "rps": round(n / seconds, 2) if seconds > 0 else 0.0,
+        "avg_ms": round(sum(e["total_response_time"] for e in reqs) / n, 2) if n else None,
+        "max_ms": max((e["max_response_time"] for e in reqs), default=None),
+        "locust_percentiles_ms": {f"p{int(q * 100)}": bucket_percentile(buckets, n, q) for q in PERCENTILES},
+        "endpoints": {
+            f"{e['method']} {e['name']}": {"requests": e["num_requests"], "failures": e["num_failures"],
+                                           "avg_ms": round(e["total_response_time"] / e["num_requests"], 2) if e["num_requests"] else None}
+            for e in reqs
+        },
+    }
+    if flows:
+        f = flows[0]
+        out["flow"] = {"iterations": f["num_requests"], "failed": f["num_failures"],
+                       "p50_ms": bucket_percentile({float(k): v for k, v in f["response_times"].items()}, f["num_requests"], 0.5),
+                       "avg_ms": round(f["total_response_time"] / f["num_requests"], 2) if f["num_requests"] else None}
+    exact = exact_latencies(run_dir)
+    if exact:
+        out["exact_percentiles_ms"] = exact
+    return out
+
+
+def exact_latencies(run_dir: Path) -> dict | None:
+    """Exact percentiles from timings*.csv (every response time Locust saw), FLOW excluded."""
+    files = sorted(run_dir.glob("timings*.csv"))
+    if not files:
+        return None
+    values = []
+    for path in files:
+        with open(path, newline="") as fh:
+            for row in csv.reader(fh):
+                if len(row) >= 3 and row[0] != FLOW_TYPE and row[0] != "type":
+                    try:
+                        values.append(float(row[2]))
+                    except ValueError:
+                        continue
+    if not values:
+        return None
+    values.sort()
+    out = {f"p{int(q * 100)}": round(exact_percentile(values, q), 3) for q in PERCENTILES}
+    out["max"] = round(values[-1], 3)
+    out["count"] = len(values)
+    return out
+
+
+# -- environment capture ---------------------------------------------------------------------------
+
+def machine() -> dict:
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "loadavg": list(os.getloadavg()),
+        "hostname": platform.node(),
+    }
+
+
+def git_state() -> dict:
+    def git(*args):
+        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"sha": sha, "dirty": bool(status) if status is not None else None}

@@ -1,0 +1,260 @@
+"""The data path of one benchmark run, as a straight line:
+
+  registry row -> env ready -> PostgreSQL ready (migrated, seeded) -> server started, ready
+  -> contract verified -> warm-up (excluded) -> Locust headless -> server stopped
+  -> results/<variant>/<run-id>/ (CSVs, meta.json, logs) -> summary
+
+Each arrow is one module (variants, envs, database, server, contract, loadgen, results); this module
+only calls them in order and guarantees that whatever was started is stopped, on success, failure,
+server death and Ctrl-C.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asgibench import contract, database, envs, loadgen, procs, results, variants
+from asgibench.errors import RunError, UsageError
+from asgibench.measure import TreeCpu
+from asgibench.server import Server, ServerSpec
+
+DEFAULT_POOL_SIZE = 4
+
+
+@dataclass
+class BenchOptions:
+    variant: str
+    plan: loadgen.LoadPlan
+    python: str | None = None
+    workers: int | None = None
+    db_conn: str | None = None
+    pool_size: int = DEFAULT_POOL_SIZE
+    scale: int = 1
+    warmup: float = 10.0
+    keep_db: bool = False
+    flow_requested: str | None = None  # what the user asked for (async, slowapi...), for refusals
+    results_root: Path | None = None
+    cpus: dict = field(default_factory=dict)  # {"server": {0}, "locust": {1}, "db": {0}}
+    quiet: bool = False
+
+
+def _say(opts, msg: str) -> None:
+    if not opts.quiet:
+        print(f"asgibench: {msg}", file=sys.stderr, flush=True)
+
+
+def check_request(variant, opts: BenchOptions) -> None:
+    """Refuse, with the reason, what a row cannot serve (before anything starts)."""
+    plan = opts.plan
+    if plan.api_prefix == "/async_api/" and "async_api" not in variant.serves:
+        why = variant.no_async or "this row does not serve Django's async views"
+        raise UsageError(f"{variant.name} does not serve /async_api/: {why}")
+    if (plan.with_slowapi or plan.only_slowapi) and "slowapi" not in variant.serves:
+        raise UsageError(f"{variant.name} does not mount the slowapi app (choose a *-slowapi* row)")
+    if plan.flow == "original" and "admin" not in variant.serves:
+        raise UsageError(f"{variant.name} serves no Django admin: use the api flow")
+    if opts.db_conn and opts.db_conn not in variants.DB_CONN_STRATEGIES:
+        raise UsageError(f"--db-conn must be one of {', '.join(variants.DB_CONN_STRATEGIES)}")
+    if opts.db_conn == "pool" and variant.pg_driver == "psycopg2":
+        raise UsageError(f"{variant.name} uses psycopg2, which has no Django pool: use persistent or per-request")
+    if opts.workers is not None and not (1 <= opts.workers <= 256):
+        raise UsageError(f"workers must be between 1 and 256, got {opts.workers}")
+    if not (1 <= opts.pool_size <= 100):
+        raise UsageError(f"pool size must be between 1 and 100, got {opts.pool_size}")
+    if not (1 <= opts.scale <= 1000):
+        raise UsageError(f"scale must be between 1 and 1000, got {opts.scale}")
+    if opts.warmup < 0 or opts.warmup > 600:
+        raise UsageError(f"warm-up must be between 0 and 600 seconds, got {opts.warmup}")
+    loadgen.validate(plan)
+
+
+def python_allowed(variant, version: str) -> None:
+    spec = variant.python
+    if spec.startswith(">="):
+        need = tuple(map(int, spec[2:].split(".")))
+        if tuple(map(int, version.split("."))) < need:
+            raise UsageError(f"{variant.name} needs Python {spec}, asked for {version}")
+
+
+def resolve_db_conn(variant, opts: BenchOptions, env) -> tuple[str, str]:
+    """(strategy, why): the row's default unless overridden; Django's pool needs Django >= 5.1."""
+    if opts.db_conn:
+        if opts.db_conn == "pool" and env.has("django") and env.version("django") < (5, 1):
+            raise UsageError(f"--db-conn pool needs Django >= 5.1; this env has Django {env.packages['django']}")
+        return opts.db_conn, "--db-conn"
+    if variant.db_conn == "pool" and env.has("django") and env.version("django") < (5, 1):
+        return "persistent", f"row default pool needs Django >= 5.1 (env has {env.packages['django']}): persistent"
+    return variant.db_conn, "row default"
+
+
+@dataclass
+class Stack:
+    """A verified server on a prepared database, ready for load (shared by bench, ui and verify)."""
+
+    variant: variants.Variant
+    env: envs.Env
+    db: database.Database
+    server: Server
+    spec: ServerSpec
+    seed: dict
+    db_conn_why: str
+    contract: contract.ContractReport
+
+
+def validate(opts: BenchOptions) -> tuple[variants.Variant, str]:
+    """Everything that can be refused before anything starts: (row, Python version)."""
+    variant = variants.get(opts.variant)
+    python = envs.parse_python(opts.python)
+    python_allowed(variant, python)
+    check_request(variant, opts)
+    return variant, python
+
+
+def bring_up(opts: BenchOptions, stack: ExitStack, run_dir: Path) -> Stack:
+    variant, python = validate(opts)
+    _say(opts, f"env: {variant.env} on Python {python}")
+    env = envs.ensure(variant.env, python)
+    django_env = env if variant.env == "django" else envs.ensure("django", python)
+    db_conn, why = resolve_db_conn(variant, opts, env)
+    _say(opts, "database: starting / checking PostgreSQL")
+    db = database.open_database()
+    stack.callback(lambda: None if opts.keep_db else db.stop_if_started())
+    seed = database.prepare(db, django_env, opts.scale)
+    spec = ServerSpec(variant, env, database.free_port(), variant.effective_workers(opts.workers), db_conn,
+                      opts.pool_size, db.url)
+    server = Server(spec, run_dir / "server.log", cpus=opts.cpus.get("server"))
+    stack.callback(server.stop)
+    _say(opts, f"server: {' '.join(spec.command()[:1])} ... ({spec.workers} worker(s), db {db_conn}) on {spec.base_url}")
+    server.start()
+    with db.connect() as conn:
+        report = contract.verify(variant, spec.base_url, conn, static_root=env.static_root)
+    return Stack(variant, env, db, server, spec, seed, why, report)
+
+
+def bench(opts: BenchOptions) -> tuple[Path, dict, int]:
+    """Run one benchmark; returns (run folder, summary, exit code)."""
+    variant, _ = validate(opts)
+    run_dir = results.new_run_dir(variant.name, opts.plan.scenario, opts.results_root)
+    meta = {
+        "status": "running",
+        "variant": variant.as_dict(),
+        "plan": opts.plan.as_dict(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine_before": results.machine(),
+        "git": results.git_state(),
+        "run_tag": procs.RUN_TAG,
+        "cpus": {k: sorted(v) for k, v in opts.cpus.items()} or "not pinned",
+    }
+    results.write_meta(run_dir, meta)
+    code = 1
+    try:
+        with ExitStack() as stack:
+            st = bring_up(opts, stack, run_dir)
+            meta.update(_stack_meta(st, opts))
+            results.write_meta(run_dir, meta)
+            contract.require(st.contract, variant.name)
+            _say(opts, f"contract: {len(st.contract.checks)} checks passed")
+            if opts.warmup > 0:
+                _say(opts, f"warm-up: {opts.warmup:.0f}s (excluded from results)")
+                warm = loadgen.LoadPlan(**{**opts.plan.__dict__, "scenario": loadgen.CONSTANT,
+                                           "users": opts.plan.peak_users if opts.plan.flow != "io" else opts.plan.users,
+                                           "duration": opts.warmup, "spawn_rate": 1000.0})
+                w = loadgen.run(warm, st.spec.base_url, run_dir / "warmup", server=st.server,
+                                cpus=opts.cpus.get("locust"), warmup=True)
+                if w.interrupted:
+                    raise KeyboardInterrupt
+                if w.server_died:
+                    raise RunError(f"server {variant.name} died during warm-up: {st.server.log_tail()}")
+            _say(opts, f"load: {opts.plan.scenario}, {opts.plan.seconds:.0f}s, up to {opts.plan.peak_users} users")
+            db_pid = st.db.embedded.pid() if st.db.embedded else None
+            with database.BackendSampler(st.db) as backends, TreeCpu(st.server.pids) as server_cpu, \
+                    TreeCpu(lambda: [db_pid] if db_pid else []) as db_cpu:
+                res = loadgen.run(opts.plan, st.spec.base_url, run_dir, server=st.server,
+                                  cpus=opts.cpus.get("locust"), progress=None if opts.quiet else _progress)
+            if not opts.quiet:
+                print(file=sys.stderr)
+            summary = results.summarize(run_dir)
+            meta.update({
+                "generator": {**_generator(run_dir), "cpu_seconds": round(res.generator_cpu_seconds, 3),
+                              "cpu_percent_of_one_core": round(res.generator_cpu_percent, 1),
+                              "locust_exit_code": res.exit_code, "wall_seconds": round(res.wall_seconds, 3)},
+                "server_cpu_seconds": round(server_cpu.seconds, 3),
+                "db_cpu_seconds": round(db_cpu.seconds, 3) if db_pid else None,
+                "db_peak_backends": backends.peak,
+                "summary": summary,
+            })
+            if opts.plan.flow == "io":
+                meta["summary"]["concurrency"] = concurrency(summary, opts.plan)
+            if res.server_died:
+                meta["status"] = "server-died"
+                raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); "
+                               f"partial results kept in {run_dir}")
+            if res.interrupted:
+                raise KeyboardInterrupt
+            meta["status"] = "completed"
+            code = 0
+    except KeyboardInterrupt:
+        meta["status"] = "interrupted"
+        meta["interrupted"] = True
+        _finish(run_dir, meta)
+        raise
+    except RunError as e:
+        if meta["status"] == "running":
+            meta["status"] = "failed"
+        meta["error"] = str(e)
+        _finish(run_dir, meta)
+        raise
+    _finish(run_dir, meta)
+    return run_dir, meta.get("summary", {}), code
+
+
+def _finish(run_dir: Path, meta: dict) -> None:
+    meta["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    meta["machine_after"] = {"loadavg": results.machine()["loadavg"]}
+    if "summary" not in meta and (run_dir / "locust.json").exists():
+        meta["summary"] = results.summarize(run_dir)
+    results.write_meta(run_dir, meta)
+
+
+def _stack_meta(st: Stack, opts: BenchOptions) -> dict:
+    return {
+        "python": st.env.python_version,
+        "env": {"group": st.env.group, "path": str(st.env.path), "packages": st.env.packages},
+        "runner": {"python": envs.current_python(), "locust": _runner_packages()},
+        "server": {"command": st.spec.command(), "workers": st.spec.workers, "port": st.spec.port,
+                   "db_conn": st.spec.db_conn, "db_conn_source": st.db_conn_why,
+                   "pool_size_per_worker": st.spec.pool_size if st.spec.db_conn == "pool" else None,
+                   "pg_driver": st.variant.pg_driver},
+        "database": {**st.db.describe(), "seed": st.seed},
+        "contract": st.contract.as_dict(),
+    }
+
+
+def _runner_packages() -> dict:
+    from importlib import metadata
+
+    return {d.metadata["Name"].lower(): d.version for d in metadata.distributions()}
+
+
+def _generator(run_dir: Path) -> dict:
+    import json
+
+    files = sorted(run_dir.glob("generator*.json"))
+    data = [json.loads(p.read_text()) for p in files]
+    return {"processes": data, "cpu_warning": any(d.get("cpu_warning") for d in data)}
+
+
+def concurrency(summary: dict, plan: loadgen.LoadPlan) -> dict:
+    """The I/O scenario's headline: achieved req/s over the best possible N/S."""
+    ideal = plan.users / plan.io_seconds if plan.io_seconds > 0 else None
+    eff = summary["rps"] / ideal if ideal else None
+    return {"users": plan.users, "sleep_seconds": plan.io_seconds, "ideal_rps": ideal,
+            "achieved_rps": summary["rps"], "efficiency": round(eff, 3) if eff is not None else None}
+
+
+def _progress(elapsed: float, total: float, tot: dict) -> None:
+    print(f"\r  [{elapsed:5.0f}s/{total:.0f}s] {tot['requests']} requests, {tot['rps']:.1f} req/s, "
+          f"{tot['failures']} failures   ", end="", file=sys.stderr, flush=True)

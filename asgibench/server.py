@@ -1,0 +1,122 @@
+"""Server step: the command line a row describes, started in its own process group on 127.0.0.1,
+ready when its I/O probe answers from the database, stopped (the whole group) at the end."""
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from asgibench import apps, procs
+from asgibench.errors import RunError
+from asgibench.variants import Variant
+
+
+@dataclass
+class ServerSpec:
+    """Everything that decides how one server process runs (recorded in meta.json)."""
+
+    variant: Variant
+    env: object  # envs.Env
+    port: int
+    workers: int
+    db_conn: str
+    pool_size: int
+    database_url: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        v, bind = self.variant, f"127.0.0.1:{self.port}"
+        b = self.env.bin
+        if v.server == "gunicorn":
+            cmd = [b / "gunicorn", v.app, "--bind", bind, "--workers", self.workers,
+                   "--worker-class", v.worker or "sync", "--graceful-timeout", "5", "--timeout", "120",
+                   "--error-logfile", "-", "--log-level", "warning"]
+            if self.env.version("gunicorn") >= (25,):
+                cmd.append("--no-control-socket")  # 25+ otherwise creates a control socket in ~/.gunicorn
+        elif v.server == "uvicorn":
+            cmd = [b / "uvicorn", v.app, "--host", "127.0.0.1", "--port", self.port, "--workers", self.workers,
+                   "--no-access-log", "--log-level", "warning", "--lifespan", "auto"]
+            if v.interface == "wsgi":
+                cmd += ["--interface", "wsgi"]
+        elif v.server == "hypercorn":
+            cmd = [b / "hypercorn", v.app, "--bind", bind, "--workers", self.workers, "--log-level", "warning"]
+        elif v.server == "daphne":
+            cmd = [b / "daphne", "-b", "127.0.0.1", "-p", self.port, "-v", "0", v.app]  # one process, no workers
+        elif v.server == "granian":
+            cmd = [b / "granian", "--interface", v.interface, "--host", "127.0.0.1", "--port", self.port,
+                   "--workers", self.workers, "--log-level", "warning", v.app]
+        else:  # pragma: no cover - the registry validates servers
+            raise RunError(f"no command builder for server {v.server!r}")
+        return [str(c) for c in cmd] + list(v.extra_args)
+
+    def environment(self) -> dict:
+        return apps.base_env(
+            self.env,
+            database_url=self.database_url,
+            extra={
+                "ASGIBENCH_DB_CONN": self.db_conn,
+                "ASGIBENCH_POOL_SIZE": str(self.pool_size),
+                "ASGIBENCH_PG_DRIVER": self.variant.pg_driver,
+                **self.variant.env_vars,
+            },
+        )
+
+
+class Server:
+    def __init__(self, spec: ServerSpec, log_path: Path, cpus=None):
+        self.spec, self.log_path, self.cpus = spec, log_path, cpus
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, ready_timeout: float = 60.0) -> None:
+        self.proc = procs.spawn(self.spec.command(), log_path=self.log_path, env=self.spec.environment(),
+                                cwd=apps.DJANGO_DIR, cpus=self.cpus)
+        probe = f"{self.spec.base_url}{self.spec.variant.io_probe}?seconds=0"
+        deadline = time.monotonic() + ready_timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RunError(f"server {self.spec.variant.name} exited during start-up (code {self.proc.returncode}): "
+                               f"{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(probe, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code} from {probe}"
+            except (urllib.error.URLError, OSError) as e:
+                last = str(e)
+            time.sleep(0.2)
+        raise RunError(f"server {self.spec.variant.name} not ready after {ready_timeout:.0f}s ({last}): {self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def pids(self) -> list[int]:
+        """The server's process and its workers (for CPU accounting)."""
+        import psutil
+
+        if not self.alive():
+            return []
+        try:
+            p = psutil.Process(self.proc.pid)
+            return [p.pid] + [c.pid for c in p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> int | None:
+        return procs.stop(self.proc)
+
+    def log_tail(self, n: int = 1) -> str:
+        try:
+            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            return "(no server log)"
+        if any("Address already in use" in ln or "address already in use" in ln.lower() for ln in lines):
+            return f"port 127.0.0.1:{self.spec.port} is taken"
+        return " | ".join(lines[-n:]) if lines else "(empty server log)"
