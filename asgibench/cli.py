@@ -91,9 +91,11 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("server and database")
     s.add_argument("--workers", type=_number(int), help="override the row's worker count (Makefile: WORKERS=N)")
     s.add_argument("--db-conn", help="per-request | persistent | pool (default: the row's)")
-    s.add_argument("--pool-size", type=_number(int), default=run.DEFAULT_POOL_SIZE, help="pool connections per worker process")
+    s.add_argument("--pool-size", type=_number(int),
+                   help=f"pool connections per worker process (default {run.DEFAULT_POOL_SIZE}; io scenario: --users)")
     s.add_argument("--python", help="server Python X.Y (default: the runner's)")
     s.add_argument("--scale", type=_number(int), default=1, help="seed data scale (default 1)")
+    s.add_argument("--port", type=_number(int), help="server port on 127.0.0.1 (default: a free one)")
     s.add_argument("--keep-db", action="store_true", help="leave the embedded PostgreSQL running afterwards")
     s.add_argument("--pin", help="CPU placement, e.g. server=0,db=0,locust=1 (default: not pinned)")
     s.add_argument("--results", help="results folder (default results/)")
@@ -102,10 +104,11 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
 
 def build_options(a) -> run.BenchOptions:
     variant = variants.get(a.variant)
-    scenario = a.scenario or (loadgen.CONSTANT if (a.users or a.duration) else loadgen.DEFAULT_SCENARIO)
+    given = a.users is not None or a.duration is not None
+    scenario = a.scenario or (loadgen.CONSTANT if given else loadgen.DEFAULT_SCENARIO)
     if scenario not in loadgen.SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r} (choose from {', '.join(loadgen.SCENARIOS)})")
-    if scenario in loadgen.stages.SHAPES and (a.users or a.duration):
+    if scenario in loadgen.stages.SHAPES and given:
         raise UsageError(f"scenario {scenario} is a ramp of its own: --users/--duration apply to constant and io")
     if scenario == loadgen.IO:
         flow = "io"
@@ -113,11 +116,12 @@ def build_options(a) -> run.BenchOptions:
         flow = "api"
     else:
         flow = variant.default_flow
-    users = a.users or 10
+    users = 10 if a.users is None else a.users
     default_seconds = 20.0 if scenario == loadgen.IO else 30.0
     plan = loadgen.LoadPlan(
         scenario=scenario, flow=flow, users=users,
-        spawn_rate=a.spawn_rate or float(users), duration=a.duration or default_seconds,
+        spawn_rate=float(max(users, 1)) if a.spawn_rate is None else a.spawn_rate,
+        duration=default_seconds if a.duration is None else a.duration,
         time_scale=a.time_scale, api_prefix="/async_api/" if a.async_api else "/api/",
         with_slowapi=a.with_slowapi, only_slowapi=a.only_slowapi,
         io_path=variant.io_probe, io_seconds=a.io_seconds, processes=a.processes,
@@ -126,7 +130,11 @@ def build_options(a) -> run.BenchOptions:
         raise UsageError(f"--io-seconds must be above 0 and at most 5, got {a.io_seconds}")
     return run.BenchOptions(
         variant=a.variant, plan=plan, python=a.python, workers=a.workers, db_conn=a.db_conn,
-        pool_size=a.pool_size, scale=a.scale, warmup=a.warmup, keep_db=a.keep_db,
+        # The I/O scenario measures the server's concurrency, not the pool's: with fewer pooled
+        # connections than waiting users, requests queue for a connection (measured: 8 x 0.5 s took
+        # 1.03 s with a pool of 4, 0.55 s with 10).
+        pool_size=a.pool_size or (min(max(users, run.DEFAULT_POOL_SIZE), 100) if scenario == loadgen.IO else run.DEFAULT_POOL_SIZE),
+        scale=a.scale, port=a.port, warmup=a.warmup, keep_db=a.keep_db,
         results_root=None if not a.results else __import__("pathlib").Path(a.results),
         cpus=cpu_placement(a.pin), quiet=a.quiet,
     )
@@ -174,7 +182,7 @@ def print_summary(opts, run_dir, summary) -> None:
     if "concurrency" in summary:
         c = summary["concurrency"]
         print(f"  concurrency efficiency {c['efficiency']}  ({c['achieved_rps']:.2f} of {c['ideal_rps']:.2f} req/s possible)")
-    print(f"  generator CPU {gen.get('cpu_percent_of_one_core')}% of one core"
+    print(f"  generator CPU {gen.get('cpu_percent_of_one_core')}% of one core ({gen.get('cpu_us_per_request')} µs/request)"
           f"{'  (Locust warned: CPU above 90%)' if gen.get('cpu_warning') else ''}; "
           f"server CPU {meta.get('server_cpu_seconds')} s; peak PostgreSQL backends {meta.get('db_peak_backends')}")
     print(f"  results: {run_dir}")
@@ -204,6 +212,8 @@ def cmd_ui(a) -> int:
         from asgibench import contract
 
         contract.require(st.contract, st.variant.name)
+        if not database.port_is_free(8089):
+            raise RunError("port 127.0.0.1:8089 (Locust's web UI) is taken")
         cmd = loadgen.command(opts.plan, st.spec.base_url, run_dir, headless=False)
         proc = procs.spawn(cmd, log_path=run_dir / "locust.log", env={"PYTHONPATH": str(loadgen.ROOT / "services")})
         stack.callback(procs.stop, proc)
@@ -292,10 +302,11 @@ def main(argv=None) -> int:
         # Belt and braces: nothing this invocation started may outlive it. Finding anything here is
         # a clean-up bug, so say so (the tests assert this line never appears).
         left = procs.tagged_pids()
+        names = [procs.describe(pid) for pid in left]
         for pid in left:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         if left:
-            print(f"asgibench: warning: killed {len(left)} leftover process(es): {left}", file=sys.stderr)
+            print(f"asgibench: warning: killed {len(left)} leftover process(es): {names}", file=sys.stderr)

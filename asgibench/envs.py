@@ -113,14 +113,20 @@ def parse_python(value: str | None) -> str:
     return f"{parts[0]}.{parts[1]}"
 
 
-def ensure(group: str, python_version: str, *, quiet: bool = False) -> Env:
-    """Create (or reuse) the venv for `group` on `python_version` and return it."""
+def lock_file(group: str, python_version: str) -> Path:
+    """The committed pins of `group` for `python_version` (a usage error when there are none)."""
     if group not in groups():
         raise UsageError(f"unknown env group {group!r} (have: {', '.join(groups())})")
     lock = LOCK_DIR / f"{group}-py{python_version}.txt"
     if not lock.exists():
         have = ", ".join(locked_pythons(group)) or "none"
         raise UsageError(f"env group {group!r} has no locked pins for Python {python_version} (locked: {have})")
+    return lock
+
+
+def ensure(group: str, python_version: str, *, quiet: bool = False) -> Env:
+    """Create (or reuse) the venv for `group` on `python_version` and return it."""
+    lock = lock_file(group, python_version)
     path = VENVS_DIR / f"{group}-py{python_version}"
     lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest()
     stamp = path / STAMP

@@ -93,7 +93,7 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
     cmd += ["--headless", "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0"]
     if not warmup:
         cmd += ["--csv", str(out / "locust"), "--csv-full-history", "--html", str(out / "report.html"),
-                "--json-file", str(out / "locust"), "--timings-file", str(out / "timings.csv"),
+                "--json-file", str(out / "locust"), "--timings-file", str(out / "timings.bin"),
                 "--generator-file", str(out / "generator.json")]
     return cmd + plan.extra
 
@@ -106,11 +106,6 @@ class LoadResult:
     interrupted: bool = False
     server_died: bool = False
 
-    @property
-    def generator_cpu_percent(self) -> float:
-        """Locust's CPU time over wall time, in % of one core (100% = one core saturated)."""
-        return 100.0 * self.generator_cpu_seconds / self.wall_seconds if self.wall_seconds else 0.0
-
 
 def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup: bool = False,
         progress=None) -> LoadResult:
@@ -120,19 +115,21 @@ def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup:
     t0 = time.monotonic()
     proc = procs.spawn(command(plan, host, out, warmup=warmup), log_path=out / "locust.out", cwd=ROOT,
                        env={"PYTHONPATH": str(ROOT / "services")}, cpus=cpus)
-    hard_limit = plan.seconds + 60  # every load run is bounded: Locust stops itself long before this
+    hard_limit = plan.seconds + 90  # every load run is bounded: Locust stops itself long before this
     interrupted = died = False
+    started = None  # the measured run starts when Locust writes its first stats (after its imports)
     try:
         while proc.poll() is None:
             time.sleep(0.5)
-            elapsed = time.monotonic() - t0
             if server is not None and not server.alive():
                 died = True
                 break
-            if elapsed > hard_limit:
+            if time.monotonic() - t0 > hard_limit:
                 break
-            if progress:
-                progress(elapsed, plan.seconds, read_totals(out))
+            if started is None and (out / "locust_stats.csv").exists():
+                started = time.monotonic()
+            if progress and started is not None:
+                progress(time.monotonic() - started, plan.seconds, read_totals(out))
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -62,9 +62,11 @@ def stop(proc: subprocess.Popen | None, *, grace: float = 10.0, sig=signal.SIGTE
         except subprocess.TimeoutExpired:
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(5)
-    # The leader may be gone while workers of its group linger (e.g. leader SIGKILLed): reap them.
+    # The leader may be gone while workers of its group linger (e.g. leader SIGKILLed): kill them
+    # and wait until they are gone (SIGKILL is delivered asynchronously).
     if _group_alive(proc.pid):
         _signal_group(proc.pid, signal.SIGKILL)
+        wait_until(lambda: not _group_alive(proc.pid), 5.0)
     return proc.returncode
 
 
@@ -97,6 +99,14 @@ def tagged_pids(tag: str = RUN_TAG) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return f"{pid} " + fh.read().replace(b"\0", b" ").decode(errors="replace")[:100].strip()
+    except OSError:
+        return str(pid)
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:

@@ -3,14 +3,12 @@ end, so a killed run still says what it was), and the summary computed from Locu
 
 results/<variant>/<run-id>/
   locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv,
-  locust.json (final totals), report.html, timings.csv (every response time), generator.json,
+  locust.json (final totals), report.html, timings.bin (every response time), generator.json,
   server.log, locust.log, meta.json
 """
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import platform
 import subprocess
@@ -18,6 +16,7 @@ import time
 from pathlib import Path
 
 from asgibench import ROOT
+from locustfiles import timingfile  # the recorder's file format: stdlib only, no Locust import
 
 RESULTS_DIR = Path(os.environ.get("ASGIBENCH_RESULTS") or ROOT / "results")
 FLOW_TYPE = "FLOW"  # the whole-iteration entry (like k6's iteration_duration): not a request
@@ -64,14 +63,6 @@ def bucket_percentile(buckets: dict, total: int, q: float) -> float | None:
     return float(min(buckets))
 
 
-def exact_percentile(sorted_values: list, q: float) -> float | None:
-    """Nearest-rank percentile of every recorded response time."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 def summarize(run_dir: Path) -> dict:
     """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded."""
     stats_path = run_dir / "locust.json"
@@ -84,7 +75,10 @@ def summarize(run_dir: Path) -> dict:
     for e in reqs:
         for rt, c in e["response_times"].items():
             buckets[float(rt)] = buckets.get(float(rt), 0) + c
-    starts = [e["start_time"] for e in reqs if e["num_requests"]]
+    # The measured window runs from the test's start (generator.json, written by the recorder) to the
+    # last completion. Locust's own req/s starts at the first *completion*, which overstates the
+    # rate of slow requests (a 1 s pg_sleep run would gain one second of requests for free).
+    starts = [e["start_time"] for e in reqs if e["num_requests"]] + _test_starts(run_dir)
     ends = [e["last_request_timestamp"] for e in reqs if e.get("last_request_timestamp")]
     seconds = (max(ends) - min(starts)) if starts and ends else 0.0
     out = {
@@ -114,26 +108,33 @@ def summarize(run_dir: Path) -> dict:
     return out
 
 
+def _test_starts(run_dir: Path) -> list:
+    out = []
+    for p in run_dir.glob("generator*.json"):
+        run = json.loads(p.read_text()).get("run") or {}
+        if run.get("started_at"):
+            out.append(run["started_at"])
+    return out
+
+
 def exact_latencies(run_dir: Path) -> dict | None:
-    """Exact percentiles from timings*.csv (every response time Locust saw), FLOW excluded."""
-    files = sorted(run_dir.glob("timings*.csv"))
+    """Exact percentiles over every response time Locust saw (timings*.bin, one file per Locust
+    process, format in locustfiles/timingfile.py), FLOW excluded, failures included as Locust does."""
+    files = sorted(run_dir.glob("timings*.bin"))
     if not files:
         return None
-    values = []
-    for path in files:
-        with open(path, newline="") as fh:
-            for row in csv.reader(fh):
-                if len(row) >= 3 and row[0] != FLOW_TYPE and row[0] != "type":
-                    try:
-                        values.append(float(row[2]))
-                    except ValueError:
-                        continue
-    if not values:
+    merged = timingfile.merge_timings(timingfile.read_timings(str(p)) for p in files)
+    values = timingfile.select(merged)
+    if not len(values):
         return None
-    values.sort()
-    out = {f"p{int(q * 100)}": round(exact_percentile(values, q), 3) for q in PERCENTILES}
-    out["max"] = round(values[-1], 3)
-    out["count"] = len(values)
+    s = timingfile.summarize(values, PERCENTILES)
+    out = {k: round(s[k], 3) for k in ("p50", "p90", "p95", "p99", "max")}
+    out["count"] = s["count"]
+    out["per_endpoint"] = {
+        f"{k.request_type} {k.name}": {q: round(v, 3) for q, v in timingfile.summarize(
+            timingfile.select(merged, k.request_type, k.name), PERCENTILES).items() if q in ("p50", "p95", "p99", "count")}
+        for k in merged.series if k.ok and k.request_type != FLOW_TYPE
+    }
     return out
 
 

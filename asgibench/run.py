@@ -36,6 +36,7 @@ class BenchOptions:
     warmup: float = 10.0
     keep_db: bool = False
     flow_requested: str | None = None  # what the user asked for (async, slowapi...), for refusals
+    port: int | None = None  # server port; default a free one
     results_root: Path | None = None
     cpus: dict = field(default_factory=dict)  # {"server": {0}, "locust": {1}, "db": {0}}
     quiet: bool = False
@@ -60,8 +61,12 @@ def check_request(variant, opts: BenchOptions) -> None:
         raise UsageError(f"--db-conn must be one of {', '.join(variants.DB_CONN_STRATEGIES)}")
     if opts.db_conn == "pool" and variant.pg_driver == "psycopg2":
         raise UsageError(f"{variant.name} uses psycopg2, which has no Django pool: use persistent or per-request")
+    if opts.workers not in (None, 1) and variant.server == "daphne":
+        raise UsageError(f"{variant.name}: daphne runs one process and has no workers option")
     if opts.workers is not None and not (1 <= opts.workers <= 256):
         raise UsageError(f"workers must be between 1 and 256, got {opts.workers}")
+    if opts.port is not None and not (1024 <= opts.port <= 65535):
+        raise UsageError(f"port must be between 1024 and 65535, got {opts.port}")
     if not (1 <= opts.pool_size <= 100):
         raise UsageError(f"pool size must be between 1 and 100, got {opts.pool_size}")
     if not (1 <= opts.scale <= 1000):
@@ -109,6 +114,8 @@ def validate(opts: BenchOptions) -> tuple[variants.Variant, str]:
     variant = variants.get(opts.variant)
     python = envs.parse_python(opts.python)
     python_allowed(variant, python)
+    envs.lock_file(variant.env, python)
+    envs.lock_file("django", python)  # migrations and the seed run in the django group
     check_request(variant, opts)
     return variant, python
 
@@ -123,7 +130,9 @@ def bring_up(opts: BenchOptions, stack: ExitStack, run_dir: Path) -> Stack:
     db = database.open_database()
     stack.callback(lambda: None if opts.keep_db else db.stop_if_started())
     seed = database.prepare(db, django_env, opts.scale)
-    spec = ServerSpec(variant, env, database.free_port(), variant.effective_workers(opts.workers), db_conn,
+    if opts.port and not database.port_is_free(opts.port):
+        raise RunError(f"port 127.0.0.1:{opts.port} is taken")
+    spec = ServerSpec(variant, env, opts.port or database.free_port(), variant.effective_workers(opts.workers), db_conn,
                       opts.pool_size, db.url)
     server = Server(spec, run_dir / "server.log", cpus=opts.cpus.get("server"))
     stack.callback(server.stop)
@@ -173,14 +182,14 @@ def bench(opts: BenchOptions) -> tuple[Path, dict, int]:
             with database.BackendSampler(st.db) as backends, TreeCpu(st.server.pids) as server_cpu, \
                     TreeCpu(lambda: [db_pid] if db_pid else []) as db_cpu:
                 res = loadgen.run(opts.plan, st.spec.base_url, run_dir, server=st.server,
-                                  cpus=opts.cpus.get("locust"), progress=None if opts.quiet else _progress)
-            if not opts.quiet:
+                                  cpus=opts.cpus.get("locust"), progress=None if opts.quiet else _Progress())
+            if not opts.quiet and sys.stderr.isatty():
                 print(file=sys.stderr)
             summary = results.summarize(run_dir)
             meta.update({
-                "generator": {**_generator(run_dir), "cpu_seconds": round(res.generator_cpu_seconds, 3),
-                              "cpu_percent_of_one_core": round(res.generator_cpu_percent, 1),
-                              "locust_exit_code": res.exit_code, "wall_seconds": round(res.wall_seconds, 3)},
+                "generator": {**_generator(run_dir),
+                              "process_cpu_seconds_incl_startup": round(res.generator_cpu_seconds, 3),
+                              "locust_exit_code": res.exit_code, "wall_seconds_incl_startup": round(res.wall_seconds, 3)},
                 "server_cpu_seconds": round(server_cpu.seconds, 3),
                 "db_cpu_seconds": round(db_cpu.seconds, 3) if db_pid else None,
                 "db_peak_backends": backends.peak,
@@ -240,11 +249,22 @@ def _runner_packages() -> dict:
 
 
 def _generator(run_dir: Path) -> dict:
+    """The load generator's own cost during the measured run (test start..stop), from the files the
+    recorder plugin writes per Locust process: CPU seconds summed over processes, over the wall time."""
     import json
 
-    files = sorted(run_dir.glob("generator*.json"))
-    data = [json.loads(p.read_text()) for p in files]
-    return {"processes": data, "cpu_warning": any(d.get("cpu_warning") for d in data)}
+    data = [json.loads(p.read_text()) for p in sorted(run_dir.glob("generator*.json"))]
+    cpu = sum(d["run"]["cpu_s"] for d in data if d.get("run"))
+    wall = max((d["run"]["wall_s"] for d in data if d.get("run")), default=0.0)
+    requests = sum(d.get("requests") or 0 for d in data)
+    return {
+        "cpu_seconds": round(cpu, 3),
+        "cpu_percent_of_one_core": round(100 * cpu / wall, 1) if wall else None,
+        "cpu_us_per_request": round(1e6 * cpu / requests, 1) if requests else None,
+        "cpu_warning": any(d.get("cpu_warning_emitted") or d.get("worker_cpu_warning_emitted") for d in data),
+        "processes": len(data),
+        "per_process": data,
+    }
 
 
 def concurrency(summary: dict, plan: loadgen.LoadPlan) -> dict:
@@ -255,6 +275,17 @@ def concurrency(summary: dict, plan: loadgen.LoadPlan) -> dict:
             "achieved_rps": summary["rps"], "efficiency": round(eff, 3) if eff is not None else None}
 
 
-def _progress(elapsed: float, total: float, tot: dict) -> None:
-    print(f"\r  [{elapsed:5.0f}s/{total:.0f}s] {tot['requests']} requests, {tot['rps']:.1f} req/s, "
-          f"{tot['failures']} failures   ", end="", file=sys.stderr, flush=True)
+class _Progress:
+    """One progress line: rewritten in place on a terminal, every 10 s otherwise (logs, CI)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = -10.0
+
+    def __call__(self, elapsed: float, total: float, tot: dict) -> None:
+        if not self.tty and elapsed - self.last < 10:
+            return
+        self.last = elapsed
+        line = (f"  [{elapsed:4.0f}s/{total:.0f}s] {tot['requests']} requests, {tot['rps']:.1f} req/s (last 10 s), "
+                f"{tot['failures']} failures")
+        print(("\r" + line + "   ") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)

@@ -7,6 +7,10 @@ environment the runner builds (asgibench.server): the database, the connection s
   ASGIBENCH_PG_DRIVER    psycopg (3) | psycopg2: Django picks psycopg 3 whenever it can import it, so
                          psycopg2 rows (eventlet; gevent + psycogreen) hide psycopg 3 from it
   ASGIBENCH_STATIC_ROOT  where `collectstatic` put the static files (one folder per env)
+  ASGIBENCH_STATIC_SERVER  whitenoise (default) | django | cling: who serves /static/. WhiteNoise's
+                         middleware is only installed for `whitenoise`; `django` is the entry module
+                         benchproject.asgi_static (ASGIStaticFilesHandler), `cling` is
+                         benchproject.asgi_cling (dj-static), and those entry modules set it themselves
 """
 import os
 import sys
@@ -24,6 +28,9 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
 DB_CONN = os.environ.get("ASGIBENCH_DB_CONN", "persistent")
 PG_DRIVER = os.environ.get("ASGIBENCH_PG_DRIVER", "psycopg")
 POOL_SIZE = int(os.environ.get("ASGIBENCH_POOL_SIZE", "4"))
+STATIC_SERVER = os.environ.get("ASGIBENCH_STATIC_SERVER", "whitenoise")
+if STATIC_SERVER not in ("whitenoise", "django", "cling"):
+    raise ImproperlyConfigured(f"ASGIBENCH_STATIC_SERVER must be whitenoise, django or cling, not {STATIC_SERVER!r}")
 
 if PG_DRIVER == "psycopg2":
     # Make `import psycopg` fail so Django's backend falls back to psycopg2.
@@ -80,7 +87,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Serves collected static files in WSGI and ASGI alike (a row may name another handler instead).
+    # Serves collected static files in WSGI and ASGI alike; dropped below unless STATIC_SERVER is whitenoise.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -89,6 +96,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if STATIC_SERVER != "whitenoise":
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "benchproject.urls"
 WSGI_APPLICATION = "benchproject.wsgi.application"

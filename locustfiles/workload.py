@@ -1,0 +1,414 @@
+"""asgibench's Locust workload: the original study's k6 flow, an API-only flow, the I/O probe.
+
+Files in this folder: workload.py (user classes, custom arguments), recorder.py (plugin: exact
+timings, complete CSV/JSON, generator CPU; imported here so it is always active), shapes.py (the k6
+stages as a LoadTestShape), stages.py / timingfile.py / checks.py (no Locust import: the runner can
+import them, e.g. `from locustfiles import stages, timingfile`).
+
+How the runner calls it (PYTHONPATH must contain services/, for benchcontract):
+
+  standalone, one process (the default; pin it with taskset, away from the server):
+    locust -f locustfiles/workload.py[,locustfiles/shapes.py] <UserClass> --headless \
+      --host http://127.0.0.1:PORT --csv PREFIX --csv-full-history --html FILE \
+      --json-file PREFIX (Locust appends .json) --stop-timeout 5 --only-summary \
+      --users N --spawn-rate R --run-time T          (constant load; omit all three with shapes.py)
+      [--scenario NAME --time-scale X]               (shapes.py only)
+      [--api-prefix /async_api/] [--with-slowapi | --only-slowapi] [--io-path P --io-seconds S] \
+      --timings-file DIR/timings.bin --generator-file DIR/generator.json
+  several processes on one machine: the same plus `--processes K` (K forked workers; every custom
+    argument reaches them because they parse the same command line).
+  master/workers (e.g. compose): the same command plus `--master --master-bind-host H
+    --master-bind-port P --expect-workers K` for the master, and K times
+    `locust -f <same files> --worker --master-host H --master-port P` (custom arguments are sent by
+    the master to the workers with the spawn message; workers need only -f).
+  Every custom argument is also an environment variable (LOCUST_API_PREFIX, ...) and a web UI field.
+  shapes.py is added to -f only for a ramp scenario; the shape then drives the user count and ends the
+  run by itself (Locust ignores --users/--spawn-rate/--run-time then, with a warning).
+
+User classes (no think time: wait_time = constant(0), like k6's default iteration loop):
+
+  OriginalFlowUser  the original k6 iteration, step by step, with real checks (every failed check is a
+                    Locust failure with a specific message):
+                      1. GET  /admin/login/            200 and a csrftoken cookie
+                      2. POST /admin/login/?next=/admin/ username, password (benchcontract's admin;
+                         the original posted `email=`, so its login silently failed),
+                         csrfmiddlewaretoken, next + X-CSRFToken and Referer headers; the redirect is
+                         followed and the login must REALLY succeed: final response 200 on /admin/,
+                         a sessionid cookie, the logged-in admin index, not the login form again
+                      3. GET  /admin/login/            logged in, Django redirects to /admin/: 200 and
+                         not the login form (stats name "/admin/login/ (logged in)": it is not the
+                         anonymous form of step 1, so it gets its own row)
+                      4. GET  {api-prefix}clowncollege/  200, JSON, count not null, next truthy,
+                         results non-empty
+                      5. GET  {api-prefix}troupe/        same checks
+                    --with-slowapi appends GET /slowapi/slowapi/ ({"message": "Honk Honk"}) and GET
+                    /slowapi/slowapi/django-async-orm/ (int counts); --only-slowapi runs just those two.
+  ApiOnlyUser       steps 4-5 only (rows without the Django admin, e.g. FastAPI apps); the slowapi
+                    switches apply here too.
+  IoProbeUser       GET {io-path}?seconds=S only: 200, {"slept": S}, and not faster than S.
+                    Concurrency efficiency = achieved req/s / (users / S) (the runner computes it).
+  BareGetUser       GET --bare-path (default "/"), no checks, Locust's stock client: calibrates the
+                    generator's own cost per request.
+
+Custom arguments (defaults): --api-prefix /api/, --with-slowapi off, --only-slowapi off,
+--io-path /io/sleep/, --io-seconds benchcontract.DEFAULT_SLEEP_SECONDS (1.0), --bare-path /,
+--admin-username/--admin-password benchcontract.ADMIN_USERNAME/ADMIN_PASSWORD,
+--full-json-every 100; recorder.py: --timings-file, --generator-file (none), --cpu-monitor-interval 1;
+shapes.py: --scenario readme, --time-scale 1.0.
+
+Cookies: k6 keeps a VU's cookie jar across iterations. Here the jar is cleared at the start of every
+iteration, so every iteration really starts logged out and really logs in (otherwise iteration 2+
+would skip the login's work and step 1 would be a logged-in redirect). Connections are kept alive
+across iterations, like k6's. The jar is checks.FastCookieJar: Locust's stdlib CookieJar cost ~120 µs
+of generator CPU per request in this cookie-heavy flow.
+
+Generator cost: JSON list pages are checked cheaply (checks.list_page_problem_fast: the envelope's
+keys read off the raw bytes) and fully parsed on each user's first and every --full-json-every-th
+response per endpoint; both checks give the same verdicts (tests/test_locustfiles.py).
+
+Stats names are stable per endpoint: (GET, /admin/login/), (POST, /admin/login/),
+(GET, /admin/login/ (logged in)), (GET, /api/clowncollege/), (GET, /api/troupe/), ...
+A failed step does not abort the iteration (k6's checks do not either).
+
+The whole iteration is also reported as one pseudo-request, like k6's iteration_duration:
+request_type "FLOW", name "iteration", response_time = the whole iteration in ms, and an exception
+naming the first failed step if any step failed (OriginalFlowUser and ApiOnlyUser). It appears in
+every Locust output (CSV, JSON, HTML, the Aggregated row, the exit code): totals of real requests
+(req/s, failures) must EXCLUDE request_type FLOW.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import quote, urlencode, urlsplit
+
+from locust import constant, events, task
+from locust.contrib.fasthttp import FastHttpUser
+
+import benchcontract
+import recorder  # noqa: F401  (registers the exact-timings / CSV / generator-CPU plugin)
+from checks import FastCookieJar, list_page_problem_fast, list_page_problem_full
+
+FLOW_REQUEST_TYPE = "FLOW"
+FLOW_NAME = "iteration"
+
+LOGIN_PATH = "/admin/login/"
+ADMIN_INDEX_PATH = "/admin/"
+LOGIN_POST_PATH = "/admin/login/?next=/admin/"
+LOGGED_IN_LOGIN_NAME = "/admin/login/ (logged in)"
+LOGIN_FORM_MARKER = b'id="login-form"'  # Django admin's login template
+ADMIN_INDEX_MARKER = b'id="user-tools"'  # only rendered for a logged-in staff user
+SLOWAPI_PATH = "/slowapi/slowapi/"
+SLOWAPI_ORM_PATH = "/slowapi/slowapi/django-async-orm/"
+SLOWAPI_ORM_KEYS = ("clowncollege_count", "troupe_count")
+
+DEFAULTS = {
+    "api_prefix": "/api/",
+    "with_slowapi": False,
+    "only_slowapi": False,
+    "io_path": "/io/sleep/",
+    "io_seconds": benchcontract.DEFAULT_SLEEP_SECONDS,
+    "bare_path": "/",
+    "admin_username": benchcontract.ADMIN_USERNAME,
+    "admin_password": benchcontract.ADMIN_PASSWORD,
+    "full_json_every": 100,
+}
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser, **_kw):
+    # parser.add_argument (not a group): only it takes Locust's extras (is_secret, include_in_web_ui)
+    parser.add_argument("--api-prefix", default=DEFAULTS["api_prefix"], env_var="LOCUST_API_PREFIX",
+                        help="prefix of the list endpoints (steps 4-5): /api/ or /async_api/")
+    parser.add_argument("--with-slowapi", action="store_true", default=False, env_var="LOCUST_WITH_SLOWAPI",
+                        help="also GET /slowapi/slowapi/ and /slowapi/slowapi/django-async-orm/ each iteration")
+    parser.add_argument("--only-slowapi", action="store_true", default=False, env_var="LOCUST_ONLY_SLOWAPI",
+                        help="iterations are only the two slowapi requests")
+    parser.add_argument("--io-path", default=DEFAULTS["io_path"], env_var="LOCUST_IO_PATH",
+                        help="I/O probe path (IoProbeUser), e.g. /io/sleep/, /async_io/sleep/, /slowapi/slowapi/sleep/")
+    parser.add_argument("--io-seconds", type=float, default=DEFAULTS["io_seconds"], env_var="LOCUST_IO_SECONDS",
+                        help=f"seconds each probe waits in pg_sleep (0..{benchcontract.MAX_SLEEP_SECONDS:g})")
+    parser.add_argument("--bare-path", default=DEFAULTS["bare_path"], env_var="LOCUST_BARE_PATH",
+                        help="path BareGetUser requests (generator calibration)")
+    parser.add_argument("--admin-username", default=DEFAULTS["admin_username"], env_var="LOCUST_ADMIN_USERNAME",
+                        help="Django admin user of the login steps (default: benchcontract.ADMIN_USERNAME)")
+    parser.add_argument("--admin-password", default=DEFAULTS["admin_password"], env_var="LOCUST_ADMIN_PASSWORD",
+                        is_secret=True, help="its password (default: benchcontract.ADMIN_PASSWORD)")
+    parser.add_argument("--full-json-every", type=int, default=DEFAULTS["full_json_every"],
+                        env_var="LOCUST_FULL_JSON_EVERY",
+                        help="list pages: parse the whole JSON on a user's 1st and every Nth response of each "
+                             "endpoint, check the envelope cheaply on the others (1 = always parse, 0 = never)")
+
+
+def _prefix(p: str) -> str:
+    """Normalise a path prefix to start and end with '/'."""
+    p = "/" + str(p).strip().strip("/")
+    return p if p == "/" else p + "/"
+
+
+def options(environment) -> dict:
+    """The workload's settings: parsed options (CLI, env, web UI, or sent by the master) over DEFAULTS."""
+    opts = getattr(environment, "parsed_options", None)
+    out = {k: getattr(opts, k, v) if opts is not None else v for k, v in DEFAULTS.items()}
+    out["api_prefix"] = _prefix(out["api_prefix"])
+    out["io_path"] = "/" + str(out["io_path"]).lstrip("/")
+    out["io_seconds"] = float(out["io_seconds"])
+    out["with_slowapi"] = bool(out["with_slowapi"])
+    out["only_slowapi"] = bool(out["only_slowapi"])
+    out["full_json_every"] = int(out["full_json_every"])
+    if out["full_json_every"] < 0:
+        raise ValueError(f"--full-json-every must be >= 0, not {out['full_json_every']}")
+    if not 0.0 <= out["io_seconds"] <= benchcontract.MAX_SLEEP_SECONDS:
+        raise ValueError(f"--io-seconds must be within 0..{benchcontract.MAX_SLEEP_SECONDS}, not {out['io_seconds']}")
+    return out
+
+
+class FlowError(Exception):
+    """Exception of a FLOW pseudo-request: the first failed step of the iteration."""
+
+
+_json_loads = json.loads
+
+
+def _status_failure(resp, expected=200) -> str:
+    code = resp.status_code
+    if not code:
+        err = getattr(resp, "error", None)
+        msg = f"no response: {err!r}" if err is not None else "no response"
+    else:
+        msg = f"HTTP {code}, expected {expected}"
+    resp.failure(msg)
+    return msg
+
+
+class _CheckedUser(FastHttpUser):
+    abstract = True
+    wait_time = constant(0)
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        jar = FastCookieJar()
+        self.client.cookiejar = jar  # FastHttpSession's reference
+        self.client.client.cookiejar = jar  # the one geventhttpclient's UserAgent actually uses
+
+    def on_start(self):
+        self.opts = options(self.environment)
+        self._list_seen: dict[str, int] = {}
+
+    # -- checked requests: each returns None or the failure message it reported --------------------
+    def check_list(self, path: str) -> str | None:
+        """Steps 4-5: a DRF page that must have a count, a next page and results."""
+        with self.client.get(path, name=path, catch_response=True) as resp:
+            if resp.status_code != 200:
+                return _status_failure(resp)
+            n = self._list_seen[path] = self._list_seen.get(path, 0) + 1
+            every = self.opts["full_json_every"]
+            body = resp.content or b""
+            if every and (n - 1) % every == 0:
+                msg = list_page_problem_full(body)
+            else:
+                msg = list_page_problem_fast(body)
+            if msg is not None:
+                resp.failure(msg)
+            return msg
+
+    def check_slowapi(self) -> str | None:
+        with self.client.get(SLOWAPI_PATH, name=SLOWAPI_PATH, catch_response=True) as resp:
+            if resp.status_code != 200:
+                return _status_failure(resp)
+            try:
+                data = _json_loads(resp.content)
+            except (ValueError, TypeError):
+                data = None
+            if data != benchcontract.SLOWAPI_MESSAGE:
+                msg = f"expected {json.dumps(benchcontract.SLOWAPI_MESSAGE)}"
+                resp.failure(msg)
+                return msg
+        return None
+
+    def check_slowapi_orm(self) -> str | None:
+        with self.client.get(SLOWAPI_ORM_PATH, name=SLOWAPI_ORM_PATH, catch_response=True) as resp:
+            if resp.status_code != 200:
+                return _status_failure(resp)
+            try:
+                data = _json_loads(resp.content)
+            except (ValueError, TypeError):
+                data = None
+            if type(data) is not dict or any(type(data.get(k)) is not int for k in SLOWAPI_ORM_KEYS):
+                msg = f"expected integer {' and '.join(SLOWAPI_ORM_KEYS)}"
+                resp.failure(msg)
+                return msg
+        return None
+
+    def slowapi_steps(self):
+        return [self.check_slowapi, self.check_slowapi_orm]
+
+    def run_flow(self, steps) -> None:
+        """Run the steps as one iteration and report it as the FLOW pseudo-request."""
+        start_time = time.time()
+        t = time.perf_counter()
+        first = None
+        for i, step in enumerate(steps, 1):
+            err = step()
+            if err is not None and first is None:
+                first = f"step {i} ({step.__name__}): {err}"
+        self.environment.events.request.fire(
+            request_type=FLOW_REQUEST_TYPE,
+            name=FLOW_NAME,
+            response_time=(time.perf_counter() - t) * 1000.0,
+            response_length=0,
+            exception=FlowError(first) if first is not None else None,
+            context={},
+            start_time=start_time,
+        )
+
+
+class OriginalFlowUser(_CheckedUser):
+    """The original study's k6 iteration (see the module docstring)."""
+
+    def on_start(self):
+        super().on_start()
+        o = self.opts
+        self._login_body = urlencode({"username": o["admin_username"], "password": o["admin_password"],
+                                      "next": ADMIN_INDEX_PATH}) + "&csrfmiddlewaretoken="
+        self._referer = f"{self.host.rstrip('/')}{LOGIN_PATH}"
+        self._csrftoken = None
+        if o["only_slowapi"]:
+            self.steps = self.slowapi_steps()
+        else:
+            self.steps = [self.get_login_form, self.post_login, self.get_login_logged_in,
+                          self.get_clowncollege, self.get_troupe]
+            if o["with_slowapi"]:
+                self.steps += self.slowapi_steps()
+
+    @task
+    def iteration(self):
+        self.client.cookiejar.clear()
+        self._csrftoken = None
+        self.run_flow(self.steps)
+
+    def get_login_form(self) -> str | None:
+        with self.client.get(LOGIN_PATH, name=LOGIN_PATH, catch_response=True) as resp:
+            if resp.status_code != 200:
+                return _status_failure(resp)
+            self._csrftoken = self.client.cookiejar.get("csrftoken")
+            if not self._csrftoken:
+                msg = "no csrftoken cookie"
+                resp.failure(msg)
+                return msg
+        return None
+
+    def post_login(self) -> str | None:
+        token = self._csrftoken or ""
+        with self.client.post(
+            LOGIN_POST_PATH,
+            name=LOGIN_PATH,
+            data=(self._login_body + quote(token)).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-CSRFToken": token,
+                "Referer": self._referer,
+            },
+            catch_response=True,
+        ) as resp:
+            code = resp.status_code
+            if code == 403:
+                msg = "HTTP 403: CSRF check failed" if not token else "HTTP 403 (CSRF rejected?)"
+                resp.failure(msg)
+                return msg
+            if code != 200:
+                return _status_failure(resp)
+            body = resp.content or b""
+            if LOGIN_FORM_MARKER in body:
+                msg = "login failed: the login form came back (wrong username or password?)"
+            elif urlsplit(resp.url or "").path != ADMIN_INDEX_PATH:
+                msg = f"login failed: ended on {urlsplit(resp.url or '').path}, expected {ADMIN_INDEX_PATH}"
+            elif self.client.cookiejar.get("sessionid") is None:
+                msg = "login failed: no sessionid cookie"
+            elif ADMIN_INDEX_MARKER not in body:
+                msg = "login failed: /admin/ is not the logged-in admin index"
+            else:
+                return None
+            resp.failure(msg)
+            return msg
+
+    def get_login_logged_in(self) -> str | None:
+        with self.client.get(LOGIN_PATH, name=LOGGED_IN_LOGIN_NAME, catch_response=True) as resp:
+            if resp.status_code != 200:
+                return _status_failure(resp)
+            if LOGIN_FORM_MARKER in (resp.content or b""):
+                msg = "not logged in: got the login form"
+                resp.failure(msg)
+                return msg
+        return None
+
+    def get_clowncollege(self) -> str | None:
+        return self.check_list(f"{self.opts['api_prefix']}clowncollege/")
+
+    def get_troupe(self) -> str | None:
+        return self.check_list(f"{self.opts['api_prefix']}troupe/")
+
+
+class ApiOnlyUser(_CheckedUser):
+    """Steps 4-5 of the original flow (no Django admin), plus the slowapi switches."""
+
+    def on_start(self):
+        super().on_start()
+        o = self.opts
+        if o["only_slowapi"]:
+            self.steps = self.slowapi_steps()
+        else:
+            self.steps = [self.get_clowncollege, self.get_troupe]
+            if o["with_slowapi"]:
+                self.steps += self.slowapi_steps()
+
+    @task
+    def iteration(self):
+        self.run_flow(self.steps)
+
+    def get_clowncollege(self) -> str | None:
+        return self.check_list(f"{self.opts['api_prefix']}clowncollege/")
+
+    def get_troupe(self) -> str | None:
+        return self.check_list(f"{self.opts['api_prefix']}troupe/")
+
+
+class IoProbeUser(_CheckedUser):
+    """One request per iteration: GET {io-path}?seconds=S, which waits S seconds in PostgreSQL."""
+
+    def on_start(self):
+        super().on_start()
+        s = self.opts["io_seconds"]
+        self._seconds = s
+        self._path = f"{self.opts['io_path']}?{benchcontract.SLEEP_PARAM}={s:g}"
+        self._min_ms = s * 1000.0 - 1.0  # 1 ms of slack for clock granularity
+
+    @task
+    def probe(self):
+        with self.client.get(self._path, name=self._path, catch_response=True) as resp:
+            if resp.status_code != 200:
+                _status_failure(resp)
+                return
+            try:
+                data = _json_loads(resp.content)
+            except (ValueError, TypeError):
+                data = None
+            slept = data.get("slept") if type(data) is dict else None
+            if type(slept) not in (int, float) or abs(slept - self._seconds) > 1e-9:
+                resp.failure(f'expected {{"slept": {self._seconds:g}}}')
+            elif resp.request_meta["response_time"] < self._min_ms:
+                resp.failure(f"answered faster than the {self._seconds:g} s sleep")
+
+
+class BareGetUser(FastHttpUser):
+    """GET --bare-path with no checks at all: the generator's cheapest request, for calibration."""
+
+    wait_time = constant(0)
+
+    def on_start(self):
+        self._path = options(self.environment)["bare_path"]
+
+    @task
+    def get(self):
+        self.client.get(self._path)

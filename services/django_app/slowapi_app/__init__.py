@@ -1,0 +1,1 @@
+"""The original study's FastAPI "slowapi" app, beside Django (see main.py)."""

@@ -1,0 +1,68 @@
+"""The original study's FastAPI "slowapi" app: its routes live under /slowapi/ (an APIRouter prefix),
+and the entry modules mount it at /slowapi, so clients see /slowapi/slowapi/...
+
+  GET /slowapi/                    {"message": "Honk Honk"}
+  GET /slowapi/sleep/?seconds=S    the I/O probe, through Django's DB connection (sync endpoint)
+  GET /slowapi/django-async-orm/   {"clowncollege_count", "troupe_count"} via Django's async ORM
+
+Django's request signals open/recycle/close DB connections around each request; FastAPI sends none,
+so both DB endpoints call close_old_connections() before and after, in the thread that ran the queries,
+which honours CONN_MAX_AGE and returns pooled connections to the psycopg 3 pool.
+"""
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproject.settings")
+
+import django
+from django.apps import apps
+
+if not apps.ready:  # the entry modules usually set Django up first; standalone use needs this
+    django.setup()
+
+import benchcontract
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from circus import probe
+from circus.models import ClownCollege, Troupe
+from django.db import close_old_connections
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(prefix="/slowapi")
+
+
+@router.get("/")
+async def honk():
+    return benchcontract.SLOWAPI_MESSAGE
+
+
+@router.get("/sleep/")
+def sleep(request: Request):
+    # A sync endpoint: FastAPI runs it in its thread pool, where Django's connection is per thread.
+    try:
+        value = probe.parse_seconds(request.query_params.get(benchcontract.SLEEP_PARAM))
+    except ValueError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+    close_old_connections()
+    try:
+        return {"slept": probe.pg_sleep(value)}
+    finally:
+        close_old_connections()
+
+
+@router.get("/django-async-orm/")
+async def django_async_orm():
+    # Like Django's ASGIHandler: one sync thread per request (without the context every request
+    # would share asgiref's single global thread), with the connection checks inside it.
+    async with ThreadSensitiveContext():
+        await sync_to_async(close_old_connections)()
+        try:
+            return {
+                "clowncollege_count": await ClownCollege.objects.acount(),
+                "troupe_count": await Troupe.objects.acount(),
+            }
+        finally:
+            await sync_to_async(close_old_connections)()
+
+
+app = FastAPI(title="slowapi")
+app.include_router(router)

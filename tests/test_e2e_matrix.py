@@ -1,0 +1,66 @@
+"""Every registry row, in turn: built, started, contract verified, a 3 s Locust burst with zero
+failures, stopped. This is the test that says "every row in `asgibench list` works"."""
+import pytest
+
+from asgibench import envs, procs, variants
+from conftest import cli, meta_of, only_run_dir
+
+pytestmark = pytest.mark.e2e
+PY = envs.current_python()
+
+
+@pytest.mark.parametrize("v", variants.VARIANTS, ids=lambda v: v.name)
+def test_row_serves_the_contract_under_load(v, db, results_dir):
+    tag = f"matrix-{v.name}"
+    res = cli("bench", v.name, "--users", "4", "--duration", "3s", "--warmup", "1s",
+              results=results_dir, env={"ASGIBENCH_RUN_TAG": tag}, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = meta_of(only_run_dir(results_dir, v.name))
+    assert meta["status"] == "completed"
+    assert meta["contract"]["passed"], meta["contract"]
+    checked = {c["check"] for c in meta["contract"]["checks"]}
+    # the contract covered exactly what the row serves
+    assert any(c.startswith("GET /api/troupe/") for c in checked)
+    assert any(c.startswith("GET /async_api/") for c in checked) == ("async_api" in v.serves)
+    assert ("GET /static/admin/css/base.css" in checked) == ("static" in v.serves)
+    assert ("GET /slowapi/slowapi/" in checked) == ("slowapi" in v.serves)
+    s = meta["summary"]
+    assert s["requests"] > 0 and s["failures"] == 0, s
+    assert meta["server"]["workers"] == v.effective_workers()
+    assert meta["server"]["db_conn"] == v.db_conn
+    assert not procs.tagged_pids(tag)
+
+
+@pytest.mark.parametrize("name", ["gunicorn-eventlet-slowapi-wsgi", "uvicorn"])
+def test_io_scenario_reports_concurrency_efficiency(name, db, results_dir):
+    """N users each waiting S s in PostgreSQL: the run reports achieved / (N/S)."""
+    res = cli("bench", name, "--scenario", "io", "--users", "4", "--io-seconds", "0.5", "--duration", "4s",
+              "--warmup", "0", results=results_dir, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = meta_of(only_run_dir(results_dir, name))
+    c = meta["summary"]["concurrency"]
+    assert c["ideal_rps"] == 8.0
+    assert 0 < c["efficiency"] <= 1.05, c
+    assert meta["summary"]["failures"] == 0
+    assert "concurrency efficiency" in res.stdout
+    v = variants.get(name)
+    assert set(meta["summary"]["endpoints"]) == {f"GET {v.io_probe}?seconds=0.5"}
+
+
+def test_async_flow_on_an_asgi_row(db, results_dir):
+    res = cli("bench", "uvicorn", "--async", "--users", "2", "--duration", "3s", "--warmup", "0",
+              results=results_dir, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    s = meta_of(only_run_dir(results_dir, "uvicorn"))["summary"]
+    assert {"GET /async_api/clowncollege/", "GET /async_api/troupe/"} <= set(s["endpoints"])
+    assert s["failures"] == 0
+
+
+def test_db_conn_override_and_backend_peak_recorded(db, results_dir):
+    res = cli("bench", "gunicorn-sync", "--db-conn", "per-request", "--workers", "2", "--users", "4",
+              "--duration", "3s", "--warmup", "0", "--api-only", results=results_dir, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = meta_of(only_run_dir(results_dir, "gunicorn-sync"))
+    assert meta["server"]["db_conn"] == "per-request" and meta["server"]["db_conn_source"] == "--db-conn"
+    assert meta["server"]["workers"] == 2
+    assert meta["db_peak_backends"] >= 1
