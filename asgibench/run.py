@@ -59,6 +59,8 @@ def check_request(variant, opts: BenchOptions) -> None:
         raise UsageError(f"{variant.name} serves no Django admin: use the api flow")
     if opts.db_conn and opts.db_conn not in variants.DB_CONN_STRATEGIES:
         raise UsageError(f"--db-conn must be one of {', '.join(variants.DB_CONN_STRATEGIES)}")
+    if opts.db_conn and variant.own_pool:
+        raise UsageError(f"{variant.name} holds its own pool (size: --pool-size); --db-conn does not apply")
     if opts.db_conn == "pool" and variant.pg_driver == "psycopg2":
         raise UsageError(f"{variant.name} uses psycopg2, which has no Django pool: use persistent or per-request")
     if opts.workers not in (None, 1) and variant.server == "daphne":

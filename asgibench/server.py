@@ -31,29 +31,8 @@ class ServerSpec:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        v, bind = self.variant, f"127.0.0.1:{self.port}"
-        b = self.env.bin
-        if v.server == "gunicorn":
-            cmd = [b / "gunicorn", v.app, "--bind", bind, "--workers", self.workers,
-                   "--worker-class", v.worker or "sync", "--graceful-timeout", "5", "--timeout", "120",
-                   "--error-logfile", "-", "--log-level", "warning"]
-            if self.env.version("gunicorn") >= (25,):
-                cmd.append("--no-control-socket")  # 25+ otherwise creates a control socket in ~/.gunicorn
-        elif v.server == "uvicorn":
-            cmd = [b / "uvicorn", v.app, "--host", "127.0.0.1", "--port", self.port, "--workers", self.workers,
-                   "--no-access-log", "--log-level", "warning", "--lifespan", "auto"]
-            if v.interface == "wsgi":
-                cmd += ["--interface", "wsgi"]
-        elif v.server == "hypercorn":
-            cmd = [b / "hypercorn", v.app, "--bind", bind, "--workers", self.workers, "--log-level", "warning"]
-        elif v.server == "daphne":
-            cmd = [b / "daphne", "-b", "127.0.0.1", "-p", self.port, "-v", "0", v.app]  # one process, no workers
-        elif v.server == "granian":
-            cmd = [b / "granian", "--interface", v.interface, "--host", "127.0.0.1", "--port", self.port,
-                   "--workers", self.workers, "--log-level", "warning", v.app]
-        else:  # pragma: no cover - the registry validates servers
-            raise RunError(f"no command builder for server {v.server!r}")
-        return [str(c) for c in cmd] + list(v.extra_args)
+        return build_command(self.variant, bin_dir=self.env.bin, host="127.0.0.1", port=self.port,
+                             workers=self.workers, gunicorn_version=self.env.version("gunicorn"))
 
     def environment(self) -> dict:
         return apps.base_env(
@@ -66,6 +45,36 @@ class ServerSpec:
                 **self.variant.env_vars,
             },
         )
+
+
+def build_command(v: Variant, *, bin_dir, host: str, port: int, workers: int, gunicorn_version: tuple = ()) -> list[str]:
+    """The server command line a row describes. One builder per server; the local runner (bin_dir =
+    the env's bin, host 127.0.0.1) and compose/ (bin_dir "", host 0.0.0.0 inside a container) share it."""
+    def exe(name):
+        return f"{bin_dir}/{name}" if bin_dir else name
+
+    bind = f"{host}:{port}"
+    if v.server == "gunicorn":
+        cmd = [exe("gunicorn"), v.app, "--bind", bind, "--workers", workers,
+               "--worker-class", v.worker or "sync", "--graceful-timeout", "5", "--timeout", "120",
+               "--error-logfile", "-", "--log-level", "warning"]
+        if gunicorn_version >= (25,):
+            cmd.append("--no-control-socket")  # 25+ otherwise creates a control socket in ~/.gunicorn
+    elif v.server == "uvicorn":
+        cmd = [exe("uvicorn"), v.app, "--host", host, "--port", port, "--workers", workers,
+               "--no-access-log", "--log-level", "warning", "--lifespan", "auto"]
+        if v.interface == "wsgi":
+            cmd += ["--interface", "wsgi"]
+    elif v.server == "hypercorn":
+        cmd = [exe("hypercorn"), v.app, "--bind", bind, "--workers", workers, "--log-level", "warning"]
+    elif v.server == "daphne":
+        cmd = [exe("daphne"), "-b", host, "-p", port, "-v", "0", v.app]  # one process, no workers option
+    elif v.server == "granian":
+        cmd = [exe("granian"), "--interface", v.interface, "--host", host, "--port", port,
+               "--workers", workers, "--log-level", "warning", v.app]
+    else:  # pragma: no cover - the registry validates servers
+        raise RunError(f"no command builder for server {v.server!r}")
+    return [str(c) for c in cmd] + list(v.extra_args)
 
 
 class Server:

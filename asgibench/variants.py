@@ -18,6 +18,7 @@ Fields of a row (see `Variant`):
   db_conn     default database connection strategy: per-request | persistent | pool
   pg_driver   psycopg (3) | psycopg2 — for the Django app (psycopg 3 blocks under eventlet)
   no_async    why /async_api/ is not served (shown by `list` and the report), or ""
+  own_pool    the app holds its own pool (ASGIBENCH_POOL_SIZE per worker): --db-conn does not apply
   python      interpreter constraint, e.g. ">=3.10" ("" = every Python the env group is locked for)
   extra_args  extra server command-line arguments
   env_vars    extra environment for the server process
@@ -31,7 +32,10 @@ from dataclasses import dataclass, field
 
 from asgibench.errors import UsageError
 
-ENDPOINT_SETS = ("admin", "api", "async_api", "slowapi", "static")
+# admin: /admin/login/ (Django admin); api: /api/clowncollege/ + /api/troupe/; async_api: /async_api/...;
+# slowapi: /slowapi/slowapi/ + /slowapi/slowapi/sleep/; slowapi_orm: /slowapi/slowapi/django-async-orm/;
+# static: /static/ (collected files)
+ENDPOINT_SETS = ("admin", "api", "async_api", "slowapi", "slowapi_orm", "static")
 DB_CONN_STRATEGIES = ("per-request", "persistent", "pool")
 FAMILIES = ("wsgi", "asgi", "fastapi", "reference")
 SERVERS = ("gunicorn", "uvicorn", "hypercorn", "daphne", "granian")
@@ -58,6 +62,7 @@ class Variant:
     workers: int | None = None
     pg_driver: str = "psycopg"
     no_async: str = ""
+    own_pool: bool = False
     python: str = ""
     extra_args: tuple = ()
     env_vars: dict = field(default_factory=dict)
@@ -97,6 +102,8 @@ def _row(**kw) -> Variant:
 DJANGO_ASYNC_SITE = DJANGO_SITE | {"async_api"}
 WSGI, ASGI = "benchproject.wsgi:application", "benchproject.asgi:application"
 UVICORN_WORKER = "uvicorn_worker.UvicornWorker"  # the uvicorn-worker package (uvicorn.workers is deprecated)
+SLOWAPI = frozenset({"slowapi", "slowapi_orm"})  # the original's slowapi app, mounted beside Django
+FASTAPI_ONLY = frozenset({"api", "slowapi"})  # no Django: the API-only flow
 PSYCOGREEN_CONF = ("--config", "gunicorn_conf/gevent_psycogreen.py")  # post_fork: psycogreen patch_psycopg()
 
 VARIANTS: tuple[Variant, ...] = (
@@ -117,16 +124,16 @@ VARIANTS: tuple[Variant, ...] = (
          notes="1 gevent worker (as eventlet); psycopg2 made cooperative by psycogreen in gunicorn's post_fork"),
     _row(name="gunicorn-eventlet-slowapi-wsgi", family="wsgi", server="gunicorn", worker="eventlet", workers=1,
          app="benchproject.wsgi_slowapi:application", interface="wsgi", env="eventlet",
-         serves=DJANGO_SITE | {"slowapi"}, io_probe="/slowapi/slowapi/sleep/", db_conn="persistent",
+         serves=DJANGO_SITE | SLOWAPI, io_probe="/slowapi/slowapi/sleep/", db_conn="persistent",
          pg_driver="psycopg2", no_async=GREEN_NO_ASYNC,
          notes="the original's 'keep the WSGI app, mount FastAPI at /slowapi' (werkzeug dispatcher + a2wsgi)"),
     _row(name="gunicorn-eventlet-slowapi-wsgi-w2", family="wsgi", server="gunicorn", worker="eventlet", workers=2,
          app="benchproject.wsgi_slowapi:application", interface="wsgi", env="eventlet",
-         serves=DJANGO_SITE | {"slowapi"}, io_probe="/slowapi/slowapi/sleep/", db_conn="persistent",
+         serves=DJANGO_SITE | SLOWAPI, io_probe="/slowapi/slowapi/sleep/", db_conn="persistent",
          pg_driver="psycopg2", no_async=GREEN_NO_ASYNC, notes="the same with 2 eventlet workers, as the original"),
     _row(name="gunicorn-gevent-slowapi-wsgi-psycogreen", family="wsgi", server="gunicorn", worker="gevent", workers=1,
          app="benchproject.wsgi_slowapi:application", interface="wsgi", env="django",
-         serves=DJANGO_SITE | {"slowapi"}, io_probe="/slowapi/slowapi/sleep/", db_conn="persistent",
+         serves=DJANGO_SITE | SLOWAPI, io_probe="/slowapi/slowapi/sleep/", db_conn="persistent",
          pg_driver="psycopg2", no_async=GREEN_NO_ASYNC, extra_args=PSYCOGREEN_CONF,
          notes="the slowapi mount under gevent, psycopg2 patched by psycogreen"),
     _row(name="granian-wsgi", family="wsgi", server="granian", app=WSGI, interface="wsgi", env="django",
@@ -161,6 +168,40 @@ VARIANTS: tuple[Variant, ...] = (
          notes="Channels' server: one process, it has no workers option (WORKERS=N is refused)"),
     _row(name="granian-asgi", family="asgi", server="granian", app=ASGI, interface="asgi", env="django",
          serves=DJANGO_ASYNC_SITE, io_probe="/io/sleep/", db_conn="pool", notes="granian's Rust HTTP server, ASGI"),
+    # ---- FastAPI beside and instead of Django (same tables, same JSON) ---------------------------------
+    _row(name="fastapi-with-django-mounted-asgi", family="fastapi", server="gunicorn", worker=UVICORN_WORKER,
+         app="benchproject.fastapi_mounts_django:app", interface="asgi", env="django",
+         serves=DJANGO_ASYNC_SITE | SLOWAPI, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         notes="the original's: a FastAPI app with Django's ASGI app mounted at /, gunicorn + UvicornWorker"),
+    _row(name="django-with-fastapi-mounted-asgi", family="fastapi", server="uvicorn",
+         app="benchproject.asgi_slowapi:application", interface="asgi", env="django",
+         serves=DJANGO_ASYNC_SITE | SLOWAPI, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         notes="the reverse: an ASGI router sends /slowapi to FastAPI, the rest to Django"),
+    _row(name="fastapi-sync", family="fastapi", server="uvicorn", app="fastapi_app.sync_psycopg:app",
+         interface="asgi", env="django", serves=FASTAPI_ONLY, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         own_pool=True, notes="plain def endpoints on FastAPI's threadpool, psycopg 3 ConnectionPool (waits when exhausted)"),
+    _row(name="fastapi-asyncpg", family="fastapi", server="uvicorn", app="fastapi_app.fastapi_asyncpg:app",
+         interface="asgi", env="django", serves=FASTAPI_ONLY, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         own_pool=True, notes="FastAPI + raw asyncpg queries: what the framework costs over the raw ceiling"),
+    _row(name="fastapi-sqlalchemy-async", family="fastapi", server="uvicorn", app="fastapi_app.sqlalchemy_async:app",
+         interface="asgi", env="django", serves=FASTAPI_ONLY, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         own_pool=True, notes="SQLAlchemy 2 asyncio + asyncpg, AsyncSession, eager loading (selectinload/joinedload)"),
+    _row(name="fastapi-tortoise", family="fastapi", server="uvicorn", app="fastapi_app.tortoise_app:app",
+         interface="asgi", env="django", serves=FASTAPI_ONLY, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         own_pool=True, python=">=3.10", notes="Tortoise ORM models mapped onto the Django tables (Python >= 3.10)"),
+    _row(name="fastapi-gino", family="fastapi", server="uvicorn", app="fastapi_app.gino_app:app", interface="asgi",
+         env="gino", serves=FASTAPI_ONLY, io_probe="/slowapi/slowapi/sleep/", db_conn="pool", own_pool=True,
+         notes="GINO 1.0.1 on SQLAlchemy 1.3 (its own env group), no gino-starlette"),
+    _row(name="fastapi-django-orm", family="fastapi", server="uvicorn", app="fastapi_app.django_orm:app",
+         interface="asgi", env="django", serves=FASTAPI_ONLY | {"slowapi_orm"}, io_probe="/slowapi/slowapi/sleep/",
+         db_conn="pool", notes="FastAPI endpoints reading through Django's native async ORM (what slowapi tried)"),
+    # ---- reference: no framework, the ceiling a Python stack reaches on these queries ------------------
+    _row(name="raw-asgi-asyncpg", family="reference", server="uvicorn", app="fastapi_app.raw_asyncpg:app",
+         interface="asgi", env="django", serves=FASTAPI_ONLY, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         own_pool=True, notes="ceiling: a bare ASGI callable + asyncpg pool + orjson under uvicorn (uvloop, httptools)"),
+    _row(name="raw-asgi-asyncpg-granian", family="reference", server="granian", app="fastapi_app.raw_asyncpg:app",
+         interface="asgi", env="django", serves=FASTAPI_ONLY, io_probe="/slowapi/slowapi/sleep/", db_conn="pool",
+         own_pool=True, notes="the same ceiling app under granian"),
 )
 
 BY_NAME = {v.name: v for v in VARIANTS}
