@@ -81,6 +81,7 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spawn-rate", type=_number(float), help="users started per second (default: all at once)")
     g.add_argument("--duration", type=duration, help="run time of constant/io scenarios, e.g. 30s, 2m")
     g.add_argument("--time-scale", type=_number(float), default=1.0, help="compress a shape's stages (0.1 = 10x faster)")
+    g.add_argument("--trials", type=_number(int), default=1, help="measured trials, each on a fresh server (default 1)")
     g.add_argument("--warmup", type=duration, default=10.0, help="warm-up before measuring, excluded (default 10s)")
     g.add_argument("--async", dest="async_api", action="store_true", help="API steps hit /async_api/ (native async views)")
     g.add_argument("--with-slowapi", action="store_true", help="also hit the mounted FastAPI slowapi app")
@@ -136,7 +137,7 @@ def build_options(a) -> run.BenchOptions:
         pool_size=a.pool_size or (min(max(users, run.DEFAULT_POOL_SIZE), 100) if scenario == loadgen.IO else run.DEFAULT_POOL_SIZE),
         scale=a.scale, port=a.port, warmup=a.warmup, keep_db=a.keep_db,
         results_root=None if not a.results else __import__("pathlib").Path(a.results),
-        cpus=cpu_placement(a.pin), quiet=a.quiet,
+        cpus=cpu_placement(a.pin), quiet=a.quiet, trials=getattr(a, "trials", 1),
     )
 
 
@@ -159,9 +160,25 @@ def cmd_list(a) -> int:
 
 def cmd_bench(a) -> int:
     opts = build_options(a)
-    run_dir, summary, code = run.bench(opts)
-    print_summary(opts, run_dir, summary)
-    return code
+    done = run.bench(opts)
+    for run_dir, meta in done:
+        print_summary(opts, run_dir, meta["summary"])
+    if len(done) > 1:
+        print_trials([meta["summary"] for _, meta in done])
+    return 0
+
+
+def print_trials(summaries: list) -> None:
+    """Median and coefficient of variation over trials (CV > 5% is called out)."""
+    import statistics
+
+    rps = [s["rps"] for s in summaries]
+    cv = statistics.pstdev(rps) / statistics.mean(rps) if len(rps) > 1 and statistics.mean(rps) else 0.0
+    p95 = [s.get("exact_percentiles_ms", {}).get("p95") for s in summaries]
+    p95 = [x for x in p95 if x is not None]
+    print(f"{len(rps)} trials: median {statistics.median(rps):.1f} req/s, CV {100 * cv:.1f}%"
+          + (f", median p95 {statistics.median(p95):.1f} ms" if p95 else "")
+          + ("  UNSTABLE: CV above 5%" if cv > 0.05 else ""))
 
 
 def print_summary(opts, run_dir, summary) -> None:
@@ -192,7 +209,7 @@ def cmd_verify(a) -> int:
     opts = build_options(a)
     run_dir = results.new_run_dir(opts.variant, "verify", opts.results_root)
     with ExitStack() as stack:
-        st = run.bring_up(opts, stack, run_dir)
+        st = run.bring_up(opts, stack, run_dir / "server.log")
         for name, ok, detail in st.contract.checks:
             print(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
         results.write_meta(run_dir, {"status": "verified" if not st.contract.failures else "contract-failed",
@@ -208,7 +225,7 @@ def cmd_ui(a) -> int:
     opts = build_options(a)
     run_dir = results.new_run_dir(opts.variant, "ui", opts.results_root)
     with ExitStack() as stack:
-        st = run.bring_up(opts, stack, run_dir)
+        st = run.bring_up(opts, stack, run_dir / "server.log")
         from asgibench import contract
 
         contract.require(st.contract, st.variant.name)
@@ -258,6 +275,13 @@ def cmd_env(a) -> int:
     return 0
 
 
+def cmd_calibrate(a) -> int:
+    from asgibench import calibrate
+
+    calibrate.calibrate(seconds=a.duration, users=a.users)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="asgibench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -271,6 +295,10 @@ def parser() -> argparse.ArgumentParser:
         if name == "ui":
             sp.add_argument("--ui-minutes", type=_number(float), default=60.0, help="stop after this long (default 60)")
         sp.set_defaults(fn=fn)
+    cp = sub.add_parser("calibrate", help="measure how fast Locust itself can go on this machine")
+    cp.add_argument("--duration", type=duration, default=10.0)
+    cp.add_argument("--users", type=_number(int), default=16)
+    cp.set_defaults(fn=cmd_calibrate)
     dp = sub.add_parser("db", help="the embedded PostgreSQL")
     dp.add_argument("action", choices=("start", "stop", "status"))
     dp.add_argument("--scale", type=_number(int), default=1)

@@ -22,7 +22,7 @@ LOCUSTFILES = ROOT / "locustfiles"
 sys.path.insert(0, str(ROOT))  # locustfiles.stages is plain data, importable without Locust
 from locustfiles import stages  # noqa: E402
 
-USER_CLASSES = {"original": "OriginalFlowUser", "api": "ApiOnlyUser", "io": "IoProbeUser"}
+USER_CLASSES = {"original": "OriginalFlowUser", "api": "ApiOnlyUser", "io": "IoProbeUser", "bare": "BareGetUser"}
 CONSTANT = "constant"
 IO = "io"
 SCENARIOS = (*stages.SHAPES, CONSTANT, IO)
@@ -44,6 +44,7 @@ class LoadPlan:
     only_slowapi: bool = False
     io_path: str = "/io/sleep/"
     io_seconds: float = 1.0
+    bare_path: str = "/slowapi/slowapi/"  # BareGetUser (calibration): no checks at all
     processes: int = 1  # Locust --processes (1 = one process)
     extra: list = field(default_factory=list)
 
@@ -75,6 +76,7 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
     files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else [])
     cmd = [str(locust_bin()), "-f", ",".join(files), USER_CLASSES[plan.flow], "--host", host,
            "--api-prefix", plan.api_prefix, "--io-path", plan.io_path, "--io-seconds", str(plan.io_seconds),
+           "--bare-path", plan.bare_path,
            "--loglevel", "WARNING", "--logfile", str(out / "locust.log")]
     if plan.with_slowapi:
         cmd.append("--with-slowapi")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,7 @@ class BenchOptions:
     results_root: Path | None = None
     cpus: dict = field(default_factory=dict)  # {"server": {0}, "locust": {1}, "db": {0}}
     quiet: bool = False
+    trials: int = 1
 
 
 def _say(opts, msg: str) -> None:
@@ -73,6 +74,8 @@ def check_request(variant, opts: BenchOptions) -> None:
         raise UsageError(f"pool size must be between 1 and 100, got {opts.pool_size}")
     if not (1 <= opts.scale <= 1000):
         raise UsageError(f"scale must be between 1 and 1000, got {opts.scale}")
+    if not (1 <= opts.trials <= 100):
+        raise UsageError(f"trials must be between 1 and 100, got {opts.trials}")
     if opts.warmup < 0 or opts.warmup > 600:
         raise UsageError(f"warm-up must be between 0 and 600 seconds, got {opts.warmup}")
     loadgen.validate(plan)
@@ -122,7 +125,7 @@ def validate(opts: BenchOptions) -> tuple[variants.Variant, str]:
     return variant, python
 
 
-def bring_up(opts: BenchOptions, stack: ExitStack, run_dir: Path) -> Stack:
+def bring_up(opts: BenchOptions, stack: ExitStack, server_log: Path) -> Stack:
     variant, python = validate(opts)
     _say(opts, f"env: {variant.env} on Python {python}")
     env = envs.ensure(variant.env, python)
@@ -136,7 +139,7 @@ def bring_up(opts: BenchOptions, stack: ExitStack, run_dir: Path) -> Stack:
         raise RunError(f"port 127.0.0.1:{opts.port} is taken")
     spec = ServerSpec(variant, env, opts.port or database.free_port(), variant.effective_workers(opts.workers), db_conn,
                       opts.pool_size, db.url)
-    server = Server(spec, run_dir / "server.log", cpus=opts.cpus.get("server"))
+    server = Server(spec, server_log, cpus=opts.cpus.get("server"))
     stack.callback(server.stop)
     _say(opts, f"server: {' '.join(spec.command()[:1])} ... ({spec.workers} worker(s), db {db_conn}) on {spec.base_url}")
     server.start()
@@ -145,68 +148,36 @@ def bring_up(opts: BenchOptions, stack: ExitStack, run_dir: Path) -> Stack:
     return Stack(variant, env, db, server, spec, seed, why, report)
 
 
-def bench(opts: BenchOptions) -> tuple[Path, dict, int]:
-    """Run one benchmark; returns (run folder, summary, exit code)."""
-    variant, _ = validate(opts)
-    run_dir = results.new_run_dir(variant.name, opts.plan.scenario, opts.results_root)
-    meta = {
+def new_meta(variant, opts: BenchOptions, plan: loadgen.LoadPlan) -> dict:
+    return {
         "status": "running",
         "variant": variant.as_dict(),
-        "plan": opts.plan.as_dict(),
+        "plan": plan.as_dict(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine_before": results.machine(),
         "git": results.git_state(),
         "run_tag": procs.RUN_TAG,
-        "cpus": {k: sorted(v) for k, v in opts.cpus.items()} or "not pinned",
+        "cpus": placement_record(opts.cpus),
     }
-    results.write_meta(run_dir, meta)
-    code = 1
+
+
+def placement_record(cpus: dict) -> dict:
+    return {"pinned": {k: sorted(v) for k, v in cpus.items()} or None,
+            "policy": "--pin" if cpus else f"not pinned ({PLACEMENT_DEFAULT})"}
+
+
+# The documented default: no pinning. On 2 cores, giving Locust a core of its own takes half the
+# machine from server + PostgreSQL; we measure the generator instead and flag saturated runs. On
+# larger machines, --pin server=0-N,db=...,locust=M isolates them (the README shows how).
+PLACEMENT_DEFAULT = "server, PostgreSQL and Locust share every CPU; generator CPU is measured and flagged"
+
+
+@contextmanager
+def recorded(run_dir: Path, meta: dict):
+    """Whatever happens inside, meta.json ends up saying it: completed, interrupted (Ctrl-C),
+    server-died or failed, with what was measured so far."""
     try:
-        with ExitStack() as stack:
-            st = bring_up(opts, stack, run_dir)
-            meta.update(_stack_meta(st, opts))
-            results.write_meta(run_dir, meta)
-            contract.require(st.contract, variant.name)
-            _say(opts, f"contract: {len(st.contract.checks)} checks passed")
-            if opts.warmup > 0:
-                _say(opts, f"warm-up: {opts.warmup:.0f}s (excluded from results)")
-                warm = loadgen.LoadPlan(**{**opts.plan.__dict__, "scenario": loadgen.CONSTANT,
-                                           "users": opts.plan.peak_users if opts.plan.flow != "io" else opts.plan.users,
-                                           "duration": opts.warmup, "spawn_rate": 1000.0})
-                w = loadgen.run(warm, st.spec.base_url, run_dir / "warmup", server=st.server,
-                                cpus=opts.cpus.get("locust"), warmup=True)
-                if w.interrupted:
-                    raise KeyboardInterrupt
-                if w.server_died:
-                    raise RunError(f"server {variant.name} died during warm-up: {st.server.log_tail()}")
-            _say(opts, f"load: {opts.plan.scenario}, {opts.plan.seconds:.0f}s, up to {opts.plan.peak_users} users")
-            db_pid = st.db.embedded.pid() if st.db.embedded else None
-            with database.BackendSampler(st.db) as backends, TreeCpu(st.server.pids) as server_cpu, \
-                    TreeCpu(lambda: [db_pid] if db_pid else []) as db_cpu:
-                res = loadgen.run(opts.plan, st.spec.base_url, run_dir, server=st.server,
-                                  cpus=opts.cpus.get("locust"), progress=None if opts.quiet else _Progress())
-            if not opts.quiet and sys.stderr.isatty():
-                print(file=sys.stderr)
-            summary = results.summarize(run_dir)
-            meta.update({
-                "generator": {**_generator(run_dir),
-                              "process_cpu_seconds_incl_startup": round(res.generator_cpu_seconds, 3),
-                              "locust_exit_code": res.exit_code, "wall_seconds_incl_startup": round(res.wall_seconds, 3)},
-                "server_cpu_seconds": round(server_cpu.seconds, 3),
-                "db_cpu_seconds": round(db_cpu.seconds, 3) if db_pid else None,
-                "db_peak_backends": backends.peak,
-                "summary": summary,
-            })
-            if opts.plan.flow == "io":
-                meta["summary"]["concurrency"] = concurrency(summary, opts.plan)
-            if res.server_died:
-                meta["status"] = "server-died"
-                raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); "
-                               f"partial results kept in {run_dir}")
-            if res.interrupted:
-                raise KeyboardInterrupt
-            meta["status"] = "completed"
-            code = 0
+        yield
     except KeyboardInterrupt:
         meta["status"] = "interrupted"
         meta["interrupted"] = True
@@ -218,8 +189,97 @@ def bench(opts: BenchOptions) -> tuple[Path, dict, int]:
         meta["error"] = str(e)
         _finish(run_dir, meta)
         raise
+    meta["status"] = "completed"
     _finish(run_dir, meta)
-    return run_dir, meta.get("summary", {}), code
+
+
+def bench(opts: BenchOptions) -> list[tuple[Path, dict]]:
+    """Run `opts.trials` trials, each on a freshly started server with its own warm-up; returns
+    (run folder, meta) per trial."""
+    variant, _ = validate(opts)
+    series = f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}" if opts.trials > 1 else None
+    done = []
+    for trial in range(1, opts.trials + 1):
+        run_dir = results.new_run_dir(variant.name, opts.plan.scenario, opts.results_root)
+        meta = new_meta(variant, opts, opts.plan)
+        if series:
+            meta["matrix"] = {"id": series, "trial": trial, "trials": opts.trials}
+            _say(opts, f"trial {trial}/{opts.trials}")
+        results.write_meta(run_dir, meta)
+        with recorded(run_dir, meta), ExitStack() as stack:
+            st = bring_up(opts, stack, run_dir / "server.log")
+            measure(st, opts, opts.plan, run_dir, meta)
+        done.append((run_dir, meta))
+    return done
+
+
+def measure(st: Stack, opts: BenchOptions, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) -> None:
+    """On a server that is up: record the stack, require the contract, warm up, run Locust, record."""
+    variant = st.variant
+    meta.update(_stack_meta(st, opts))
+    results.write_meta(run_dir, meta)
+    contract.require(st.contract, variant.name)
+    _say(opts, f"contract: {len(st.contract.checks)} checks passed")
+    if opts.warmup > 0:
+        _say(opts, f"warm-up: {opts.warmup:.0f}s (excluded from results)")
+        warm = loadgen.LoadPlan(**{**plan.__dict__, "scenario": loadgen.CONSTANT,
+                                   "users": plan.peak_users if plan.flow != "io" else plan.users,
+                                   "duration": opts.warmup, "spawn_rate": 1000.0})
+        w = loadgen.run(warm, st.spec.base_url, run_dir / "warmup", server=st.server,
+                        cpus=opts.cpus.get("locust"), warmup=True)
+        if w.interrupted:
+            raise KeyboardInterrupt
+        if w.server_died:
+            meta["status"] = "server-died"
+            raise RunError(f"server {variant.name} died during warm-up: {st.server.log_tail()}")
+    _say(opts, f"load: {plan.scenario}, {plan.seconds:.0f}s, up to {plan.peak_users} users")
+    db_pid = st.db.embedded.pid() if st.db.embedded else None
+    with database.BackendSampler(st.db) as backends, TreeCpu(st.server.pids) as server_cpu, \
+            TreeCpu(lambda: [db_pid] if db_pid else []) as db_cpu:
+        res = loadgen.run(plan, st.spec.base_url, run_dir, server=st.server,
+                          cpus=opts.cpus.get("locust"), progress=None if opts.quiet else _Progress())
+    if not opts.quiet and sys.stderr.isatty():
+        print(file=sys.stderr)
+    summary = results.summarize(run_dir)
+    if plan.flow == "io":
+        summary["concurrency"] = concurrency(summary, plan)
+    generator = {**_generator(run_dir),
+                 "process_cpu_seconds_incl_startup": round(res.generator_cpu_seconds, 3),
+                 "locust_exit_code": res.exit_code, "wall_seconds_incl_startup": round(res.wall_seconds, 3),
+                 "processes_option": plan.processes}
+    generator.update(generator_bound(generator, summary))
+    meta.update({
+        "generator": generator,
+        "server_cpu_seconds": round(server_cpu.seconds, 3),
+        "db_cpu_seconds": round(db_cpu.seconds, 3) if db_pid else None,
+        "db_peak_backends": backends.peak,
+        "summary": summary,
+    })
+    if res.server_died:
+        meta["status"] = "server-died"
+        raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); partial results kept in {run_dir}")
+    if res.interrupted:
+        raise KeyboardInterrupt
+
+
+def generator_bound(generator: dict, summary: dict) -> dict:
+    """A trial is generator-bound when Locust itself was the limit: its CPU above 90% of a core (or
+    Locust's own warning fired), or req/s above half the ceiling `asgibench calibrate` measured."""
+    from asgibench import calibrate
+
+    reasons = []
+    pct = generator.get("cpu_percent_of_one_core")
+    procs_n = max(1, generator.get("processes") or 1)
+    if pct is not None and pct / procs_n > 90:
+        reasons.append(f"generator CPU {pct:.0f}% of one core per process")
+    if generator.get("cpu_warning"):
+        reasons.append("Locust warned: CPU usage above 90%")
+    ceiling = calibrate.ceiling()
+    if ceiling and summary.get("rps", 0) > 0.5 * ceiling["ceiling_rps"]:
+        reasons.append(f"{summary['rps']:.0f} req/s is above half the calibrated Locust ceiling "
+                       f"({ceiling['ceiling_rps']:.0f} req/s)")
+    return {"bound": bool(reasons), "bound_reasons": reasons,
+            "calibrated_ceiling_rps": ceiling["ceiling_rps"] if ceiling else None}
 
 
 def _finish(run_dir: Path, meta: dict) -> None:

@@ -62,7 +62,7 @@ def test_api_reads_the_database(db, tmp_path):
     """Change a row in PostgreSQL, see it in the response: no stubs, no cache."""
     opts = asgicli.build_options(asgicli.parser().parse_args(["bench", "gunicorn-eventlet", "--quiet"]))
     with ExitStack() as stack, db.connect() as conn:
-        st = run.bring_up(opts, stack, tmp_path)
+        st = run.bring_up(opts, stack, tmp_path / "server.log")
         assert not st.contract.failures, st.contract.failures
         tid, old = conn.execute("select id, name from circus_troupe order by id limit 1").fetchone()
         try:

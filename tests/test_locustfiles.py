@@ -210,10 +210,10 @@ def test_cookie_jar_keeps_django_cookies_and_sends_them():
         "csrftoken=abc123; expires=Wed, 24 Nov 2027 00:00:00 GMT; Max-Age=31449600; Path=/; SameSite=Lax",
         'sessionid="s1"; HttpOnly; Max-Age=1209600; Path=/',
     ), _Req("/admin/login/"))
-    assert jar.get("csrftoken") == "abc123" and jar.get("sessionid") == "s1" and len(jar) == 2
+    assert jar.get("csrftoken") == "abc123" and jar.get("sessionid") == '"s1"' and len(jar) == 2
     req = _Req("/api/troupe/")
     jar.add_cookie_header(req)
-    assert req.headers["Cookie"] == "csrftoken=abc123; sessionid=s1"
+    assert req.headers["Cookie"] == 'csrftoken=abc123; sessionid="s1"'  # quoted values go back verbatim
     # Django's delete_cookie, and an expired date, remove a cookie
     jar.extract_cookies(_Resp('sessionid=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/'), _Req("/"))
     jar.extract_cookies(_Resp("csrftoken=x; expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/"), _Req("/"))
