@@ -68,9 +68,7 @@ class FastCookieJar:
         name = name.strip()
         if not sep or not name:
             return
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
+        value = value.strip()  # kept verbatim, quotes included, as browsers and the stdlib jar do
         # RFC 6265 default path: the request path up to its last "/"
         path = (request_path[: request_path.rfind("/")] or "/") if request_path.startswith("/") else "/"
         expires = None
