@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import sys
+import time
 from contextlib import ExitStack
 
 from asgibench import database, envs, loadgen, procs, results, run, variants
@@ -121,7 +122,7 @@ def build_options(a) -> run.BenchOptions:
     default_seconds = 20.0 if scenario == loadgen.IO else 30.0
     plan = loadgen.LoadPlan(
         scenario=scenario, flow=flow, users=users,
-        spawn_rate=float(max(users, 1)) if a.spawn_rate is None else a.spawn_rate,
+        spawn_rate=loadgen.default_spawn_rate(scenario, users) if a.spawn_rate is None else a.spawn_rate,
         duration=default_seconds if a.duration is None else a.duration,
         time_scale=a.time_scale, api_prefix="/async_api/" if a.async_api else "/api/",
         with_slowapi=a.with_slowapi, only_slowapi=a.only_slowapi,
@@ -131,10 +132,7 @@ def build_options(a) -> run.BenchOptions:
         raise UsageError(f"--io-seconds must be above 0 and at most 5, got {a.io_seconds}")
     return run.BenchOptions(
         variant=a.variant, plan=plan, python=a.python, workers=a.workers, db_conn=a.db_conn,
-        # The I/O scenario measures the server's concurrency, not the pool's: with fewer pooled
-        # connections than waiting users, requests queue for a connection (measured: 8 x 0.5 s took
-        # 1.03 s with a pool of 4, 0.55 s with 10).
-        pool_size=a.pool_size or (min(max(users, run.DEFAULT_POOL_SIZE), 100) if scenario == loadgen.IO else run.DEFAULT_POOL_SIZE),
+        pool_size=a.pool_size or run.pool_size_for(users if scenario == loadgen.IO else 0),
         scale=a.scale, port=a.port, warmup=a.warmup, keep_db=a.keep_db,
         results_root=None if not a.results else __import__("pathlib").Path(a.results),
         cpus=cpu_placement(a.pin), quiet=a.quiet, trials=getattr(a, "trials", 1),
@@ -275,6 +273,37 @@ def cmd_env(a) -> int:
     return 0
 
 
+def cmd_matrix(a) -> int:
+    from asgibench import matrix
+
+    if a.id and (results.RESULTS_DIR / "matrix" / a.id / "matrix.json").exists():
+        m = matrix.Matrix.resume(a.id)
+        print(f"resuming matrix {a.id} with its recorded settings", flush=True)
+        return m.run()
+    python = envs.parse_python(a.python)
+    wanted = [w.strip() for w in a.variants.split(",") if w.strip()] if a.variants else None
+    for w in wanted or []:
+        variants.get(w)
+    scenarios = [x.strip() for x in a.scenario.split(",") if x.strip()]
+    bad = [x for x in scenarios if x not in matrix.SCENARIOS]
+    if bad or not scenarios:
+        raise UsageError(f"matrix scenarios are {', '.join(matrix.SCENARIOS)}, got {a.scenario!r}")
+    rows, skipped = matrix.available_rows(python, wanted)
+    for line in skipped:
+        print(f"skipping {line}", file=sys.stderr)
+    settings = matrix.MatrixSettings(rows=rows, scenarios=scenarios, trials=a.trials, duration=a.duration,
+                                     io_duration=a.io_duration, warmup=a.warmup, users=a.users,
+                                     io_users=a.io_users, io_seconds=a.io_seconds, python=a.python)
+    for label, value, lo, hi in (("trials", a.trials, 1, 100), ("duration", a.duration, 1, 3600),
+                                 ("io duration", a.io_duration, 1, 3600), ("users", a.users, 1, 10000),
+                                 ("io users", a.io_users, 1, 1000), ("io seconds", a.io_seconds, 0.01, 5),
+                                 ("warm-up", a.warmup, 0, 600)):
+        if not lo <= value <= hi:
+            raise UsageError(f"{label} must be between {lo} and {hi}, got {value}")
+    matrix_id = a.id or "m" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return matrix.Matrix(matrix_id, settings).run()
+
+
 def cmd_calibrate(a) -> int:
     from asgibench import calibrate
 
@@ -295,6 +324,19 @@ def parser() -> argparse.ArgumentParser:
         if name == "ui":
             sp.add_argument("--ui-minutes", type=_number(float), default=60.0, help="stop after this long (default 60)")
         sp.set_defaults(fn=fn)
+    mp = sub.add_parser("matrix", help="every row x scenario x trials, interleaved, resumable")
+    mp.add_argument("--variants", help="comma-separated rows (default: every row available on this Python)")
+    mp.add_argument("--scenario", default="cpu,io", help="cpu,io (default both)")
+    mp.add_argument("--trials", type=_number(int), default=3)
+    mp.add_argument("--duration", type=duration, default=20.0, help="cpu scenario run time (default 20s)")
+    mp.add_argument("--io-duration", type=duration, default=10.0, help="io scenario run time (default 10s)")
+    mp.add_argument("--warmup", type=duration, default=3.0, help="per row and trial, excluded (default 3s)")
+    mp.add_argument("--users", type=_number(int), default=10)
+    mp.add_argument("--io-users", type=_number(int), default=10)
+    mp.add_argument("--io-seconds", type=_number(float), default=1.0)
+    mp.add_argument("--python")
+    mp.add_argument("--id", help="matrix id; an existing id resumes that matrix")
+    mp.set_defaults(fn=cmd_matrix)
     cp = sub.add_parser("calibrate", help="measure how fast Locust itself can go on this machine")
     cp.add_argument("--duration", type=duration, default=10.0)
     cp.add_argument("--users", type=_number(int), default=16)

@@ -341,6 +341,9 @@ class BackendSampler:
         self._stop.set()
         self._thread.join(5)
 
+    def restart(self) -> None:
+        self.peak = 0
+
     def _loop(self):
         try:
             with self.db.connect() as c:

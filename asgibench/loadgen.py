@@ -46,6 +46,7 @@ class LoadPlan:
     io_seconds: float = 1.0
     bare_path: str = "/slowapi/slowapi/"  # BareGetUser (calibration): no checks at all
     processes: int = 1  # Locust --processes (1 = one process)
+    warmup: float = 0.0  # seconds of load before the measured run, excluded (in-process, one process only)
     extra: list = field(default_factory=list)
 
     @property
@@ -66,6 +67,12 @@ class LoadPlan:
         d = asdict(self)
         d.update(seconds=self.seconds, peak_users=self.peak_users, user_class=USER_CLASSES[self.flow])
         return d
+
+
+def default_spawn_rate(scenario: str, users: int) -> float:
+    """Closed-model runs start their users over one second; the I/O scenario starts them all at
+    once (a one-second ramp would cost a 10 s run a few percent of its efficiency)."""
+    return float(max(users, 1)) * (100.0 if scenario == IO else 1.0)
 
 
 def locust_bin() -> Path:
@@ -90,8 +97,10 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
         cmd += ["--processes", str(plan.processes)]
     if not headless:
         return cmd + ["--web-host", "127.0.0.1", "--web-port", "8089"] + plan.extra
+    if plan.warmup:
+        cmd += ["--warmup-seconds", str(plan.warmup)]
     if not plan.is_shape:
-        cmd += ["--run-time", f"{max(1, round(plan.seconds))}s"]
+        cmd += ["--run-time", f"{max(1, round(plan.seconds + plan.warmup))}s"]
     cmd += ["--headless", "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0"]
     if not warmup:
         cmd += ["--csv", str(out / "locust"), "--csv-full-history", "--html", str(out / "report.html"),
@@ -110,14 +119,16 @@ class LoadResult:
 
 
 def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup: bool = False,
-        progress=None) -> LoadResult:
-    """Run Locust headless until its run time ends (or the server dies, or Ctrl-C)."""
+        progress=None, on_measure_start=None) -> LoadResult:
+    """Run Locust headless until its run time ends (or the server dies, or Ctrl-C).
+    on_measure_start() is called once the in-process warm-up is over (approximately: Locust's
+    clock starts with its first stats file)."""
     out.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = procs.spawn(command(plan, host, out, warmup=warmup), log_path=out / "locust.out", cwd=ROOT,
                        env={"PYTHONPATH": str(ROOT / "services")}, cpus=cpus)
-    hard_limit = plan.seconds + 90  # every load run is bounded: Locust stops itself long before this
+    hard_limit = plan.seconds + plan.warmup + 90  # every load run is bounded: Locust stops itself long before this
     interrupted = died = False
     started = None  # the measured run starts when Locust writes its first stats (after its imports)
     try:
@@ -130,8 +141,11 @@ def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup:
                 break
             if started is None and (out / "locust_stats.csv").exists():
                 started = time.monotonic()
+            if on_measure_start and started is not None and time.monotonic() - started >= plan.warmup:
+                on_measure_start()
+                on_measure_start = None
             if progress and started is not None:
-                progress(time.monotonic() - started, plan.seconds, read_totals(out))
+                progress(time.monotonic() - started - plan.warmup, plan.seconds, read_totals(out))
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -50,6 +50,11 @@ class TreeCpu:
         self._thread.join(5)
         self._sample()
 
+    def restart(self) -> None:
+        """Count from now on (the warm-up inside the same Locust run is over)."""
+        self._sample()
+        self._start = dict(self._last)
+
     @property
     def seconds(self) -> float:
         return sum(self._last[p] - self._start[p] for p in self._last)

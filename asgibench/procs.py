@@ -23,6 +23,8 @@ def child_env(extra: dict | None = None) -> dict:
 def spawn(cmd, *, log_path=None, env=None, cwd=None, cpus=None) -> subprocess.Popen:
     """Start cmd in a new session so a Ctrl-C on the terminal reaches us, not it, and so the whole
     group (gunicorn master + workers, locust + its processes) can be stopped at once."""
+    if log_path:
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(

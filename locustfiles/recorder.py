@@ -106,6 +106,14 @@ def _add_arguments(parser, **_kw):
         env_var="LOCUST_CPU_MONITOR_INTERVAL",
         help="seconds between Locust's CPU usage checks (Locust's own default is 10)",
     )
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=0.0,
+        env_var="LOCUST_WARMUP_SECONDS",
+        help="standalone runs: reset every statistic (Locust's, timings, generator CPU) this long after the "
+             "test starts, so the warm-up is excluded without a second Locust start-up (include it in --run-time)",
+    )
 
 
 def per_process_path(path: str, role: str, worker_index: int | None, pid: int) -> str:
@@ -255,6 +263,21 @@ class Recorder:
         self.run_start = (time.time(), time.monotonic(), *_cpu())
         self.run_stopping = None
         self.run_stop = None
+        warmup = getattr(self.environment.parsed_options, "warmup_seconds", 0) or 0
+        if warmup > 0 and self.role == "standalone":
+            gevent.spawn_later(warmup, self.end_warmup)
+
+    def end_warmup(self):
+        """The warm-up is over: start every figure from zero, as Locust's own "reset stats" does."""
+        if self.run_stop is not None:
+            return
+        self.runner.stats.reset_all()
+        self.runner.exceptions = {}
+        self.runner.cpu_warning_emitted = False
+        self.environment.events.reset_stats.fire()  # -> self.clear(): timings restart too
+        self.cpu_samples = []
+        self.cpu_warning_readings = 0
+        self.run_start = (time.time(), time.monotonic(), *_cpu())
 
     def on_test_stopping(self, **_kw):
         if self.run_start is not None and self.run_stopping is None:

@@ -1,0 +1,541 @@
+"""compose/ for Docker users, generated from the registry: `python -m asgibench compose` writes
+compose/compose.yaml, `--check` fails when the checked-in file differs (tests/test_compose.py too).
+
+What each service gets is computed by the local runner's own code, so the two cannot drift:
+  - a row's command line is server.build_command(row, bin_dir="", host="0.0.0.0", port=8000, ...),
+    the gunicorn version read from the row's lock file (envs/lock/<env>-py<X.Y>.txt);
+  - its environment is server.ServerSpec.environment() (apps.base_env + the row's database settings)
+    for the image's interpreter (/usr/local, host paths mapped to /app), the connection strategy
+    resolved by run.resolve_db_conn as `bench` resolves it;
+  - PostgreSQL's knobs are database.SETTINGS; the load is the `bench` command line's (cli), run by
+    the same loadgen.command as a local run, in Locust's master/worker mode.
+Knobs a user may change at `docker compose` time are compose variables whose defaults are exactly
+what the local runner would use: `${WORKERS:-2}`, `${DB_CONN:-pool}`, `${PG_MAX_CONNECTIONS:-400}`...
+
+The image (compose/Dockerfile) installs the SAME committed lock files as the local envs.
+
+Inside the runner image, `python -m asgibench.compose locust-master ROW ...` is the locust-master
+service: it waits for the row's I/O probe, checks the JSON contract against the database, warms up,
+runs Locust as the master of the locust-worker containers, and writes results/<row>/<run-id>/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+from asgibench import ROOT, apps, database, envs, variants
+from asgibench.errors import AsgibenchError, UsageError
+from asgibench.server import ServerSpec, build_command
+
+COMPOSE_DIR = ROOT / "compose"
+COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
+DOCKERFILE = "compose/Dockerfile"  # relative to the build context, the repository root (`context: ..`)
+
+DEFAULT_PYTHON = "3.11"  # the Dockerfile's PYTHON_VERSION default; the design's default interpreter
+DEFAULT_WORKERS = 2  # rows whose workers = CPU count: compose cannot count CPUs (override: WORKERS=N)
+DEFAULT_TARGET = "gunicorn-eventlet"  # the load's default row: the README's main job
+DEFAULT_LOCUST_WORKERS = 2
+RUNNER_GROUP = "runner"
+MIGRATE_GROUP = "django"  # migrations and the seed run in the django group, as database.prepare does
+
+CONTAINER_ROOT = "/app"  # the repository's files in the image (services/, locustfiles/, asgibench/, envs/lock/)
+IMAGE_PREFIX = "/usr/local"  # `uv pip sync --system` installs into the image's interpreter
+PORT = 8000
+PG_SERVICE = "postgres"
+PG_IMAGE = "postgres:15"
+DATABASE_URL = f"postgresql://{database.DB_USER}@{PG_SERVICE}:5432/{database.DB_NAME}"
+LOAD_PROFILE = "load"
+# Set by the image's interpreter and PATH, not by a variable: dropped from base_env's output.
+HOST_ONLY_ENV = ("PATH", "VIRTUAL_ENV")
+
+READY_WAIT_SECONDS = 240.0  # below Locust workers' ~300 s of connection retries
+EXPECT_WORKERS_MAX_WAIT = 60  # inside loadgen.run's hard limit (run time + 90 s)
+
+
+def var(name: str, default) -> str:
+    """A compose variable with its default: `${NAME:-default}`."""
+    return f"${{{name}:-{default}}}"
+
+
+def pg_var(setting: str) -> str:
+    return "PG_" + setting.upper()
+
+
+# -- what the local runner would do, for the image --------------------------------------------------
+
+def lock_packages(group: str, python: str) -> dict:
+    """name -> version from the committed lock file (what `uv pip sync` installs)."""
+    out = {}
+    for line in envs.lock_file(group, python).read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;]+)", line)
+        if m:
+            out[envs._norm(m.group(1))] = m.group(2)
+    return out
+
+
+def image_env(group: str, python: str) -> envs.Env:
+    """The env a container of this image runs: the image's interpreter, the lock's packages."""
+    return envs.Env(group, python, Path(IMAGE_PREFIX), lock_packages(group, python))
+
+
+def to_container(env: dict) -> dict:
+    """base_env's output for the image: host paths of the checkout -> /app, PATH/VIRTUAL_ENV dropped."""
+    out = {k: str(v).replace(str(ROOT), CONTAINER_ROOT) for k, v in env.items() if k not in HOST_ONLY_ENV}
+    leaked = [k for k, v in out.items() if str(ROOT) in v]
+    assert not leaked, leaked
+    return out
+
+
+def image_environment(group: str = MIGRATE_GROUP, python: str = DEFAULT_PYTHON) -> dict:
+    """What every container of the image gets from base_env (the Dockerfile's ENV lines)."""
+    env = to_container(apps.base_env(image_env(group, python), database_url=DATABASE_URL))
+    env.pop("DATABASE_URL")
+    return env
+
+
+def allowed(row: variants.Variant, python: str) -> bool:
+    from asgibench import run
+
+    try:
+        run.python_allowed(row, python)
+        envs.lock_file(row.env, python)
+        envs.lock_file(MIGRATE_GROUP, python)
+    except UsageError:
+        return False
+    return True
+
+
+def row_python(row: variants.Variant, python: str) -> str:
+    """The chosen Python, or (a row whose constraint excludes it) the lowest locked one it allows."""
+    if allowed(row, python):
+        return python
+    for v in envs.locked_pythons(row.env):
+        if allowed(row, v):
+            return v
+    raise UsageError(f"{row.name}: no locked Python satisfies {row.python!r}")
+
+
+def default_workers(row: variants.Variant) -> int:
+    return row.workers if row.workers is not None else DEFAULT_WORKERS
+
+
+def row_command(row: variants.Variant, python: str) -> list:
+    """THE command line (server.build_command, as the local runner), with ${WORKERS:-N}."""
+    env = image_env(row.env, python)
+    return build_command(row, bin_dir="", host="0.0.0.0", port=PORT, workers=var("WORKERS", default_workers(row)),
+                         gunicorn_version=env.version("gunicorn"))
+
+
+def row_environment(row: variants.Variant, python: str) -> dict:
+    """ServerSpec.environment() for the image, plus the service name as an allowed host."""
+    from asgibench import run
+
+    env = image_env(row.env, python)
+    db_conn, _ = run.resolve_db_conn(row, SimpleNamespace(db_conn=None), env)
+    spec = ServerSpec(row, env, port=PORT, workers=default_workers(row), db_conn=var("DB_CONN", db_conn),
+                      pool_size=var("POOL_SIZE", run.DEFAULT_POOL_SIZE), database_url=DATABASE_URL)
+    out = to_container(spec.environment())
+    # Locust sends Host: <row>:8000; settings.py adds ASGIBENCH_ALLOWED_HOSTS to its loopback list.
+    out["ASGIBENCH_ALLOWED_HOSTS"] = f"{row.name},{var('ALLOWED_HOSTS', '')}"
+    return out
+
+
+def probe_url(row: variants.Variant, host: str = "127.0.0.1", port: int = PORT) -> str:
+    return f"http://{host}:{port}{row.io_probe}?seconds=0"
+
+
+def override_pythons(python: str = DEFAULT_PYTHON) -> list[str]:
+    """PYTHON_VERSION values a user may pass to this file unchanged: every row that follows the
+    variable is allowed there and gets the same command line and environment as for `python`."""
+    rows = [r for r in variants.VARIANTS if row_python(r, python) == python]
+    candidates = sorted({v for r in rows for v in envs.locked_pythons(r.env)}, key=lambda v: tuple(map(int, v.split("."))))
+    out = []
+    for v in candidates:
+        if all(allowed(r, v) and row_command(r, v) == row_command(r, python)
+               and row_environment(r, v) == row_environment(r, python) for r in rows):
+            out.append(v)
+    return out
+
+
+def runner_python(python: str) -> str:
+    return python if python in envs.locked_pythons(RUNNER_GROUP) else DEFAULT_PYTHON
+
+
+# -- the compose model ----------------------------------------------------------------------------
+
+def build(group: str, python_arg: str) -> dict:
+    return {"context": "..", "dockerfile": DOCKERFILE, "args": {"PYTHON_VERSION": python_arg, "ENV_GROUP": group}}
+
+
+def image(group: str, python_arg: str) -> str:
+    return f"asgibench-{group}:py{python_arg}"
+
+
+def python_arg(row_py: str, python: str) -> str:
+    return var("PYTHON_VERSION", python) if row_py == python else row_py
+
+
+def services(python: str = DEFAULT_PYTHON) -> dict:
+    """name -> (comment lines, service mapping), in file order."""
+    out: dict = {}
+    pg_cmd = ["postgres"]
+    for k, v in database.SETTINGS.items():
+        pg_cmd += ["-c", f"{k}={var(pg_var(k), v)}"]
+    out[PG_SERVICE] = (["PostgreSQL 15 with database.SETTINGS (the original's shared_buffers / max_connections knobs)",
+                        "as PG_* variables; published on 127.0.0.1 so `DATABASE_URL=postgresql://asgibench@"
+                        "127.0.0.1:55432/asgibench` lets the local runner use it too."], {
+        "image": PG_IMAGE,
+        "command": pg_cmd,
+        "environment": {"POSTGRES_USER": database.DB_USER, "POSTGRES_DB": database.DB_NAME,
+                        "POSTGRES_HOST_AUTH_METHOD": "trust"},
+        "shm_size": "256mb",
+        "ports": [f"127.0.0.1:{var('PG_PORT', 55432)}:5432"],
+        "volumes": ["pgdata:/var/lib/postgresql/data"],
+        # -h 127.0.0.1: the image's init phase runs a socket-only server that must not count as ready
+        "healthcheck": {"test": ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", database.DB_USER, "-d", database.DB_NAME],
+                        "interval": "2s", "timeout": "5s", "retries": 30, "start_period": "60s"},
+    })
+    rows = list(variants.VARIANTS)
+    py_arg = var("PYTHON_VERSION", python)
+    out["migrate"] = (["One-shot: Django's migrations and the deterministic seed (`bench --scale` = SCALE), in every row's",
+                       "profile (not in `load`: starting the load must not reseed under a running server)."], {
+        "profiles": [r.name for r in rows],
+        "build": build(MIGRATE_GROUP, py_arg),
+        "image": image(MIGRATE_GROUP, py_arg),
+        "environment": {"DATABASE_URL": DATABASE_URL},
+        "command": ["sh", "-c", "python manage.py migrate --noinput -v 0 && python manage.py populate_test_db "
+                                f"--scale {var('SCALE', 1)}"],
+        "depends_on": {PG_SERVICE: {"condition": "service_healthy"}},
+    })
+    for r in rows:
+        rpy = row_python(r, python)
+        arg = python_arg(rpy, python)
+        comment = [f"{r.family} | {r.server}{' ' + r.worker if r.worker else ''} | env {r.env} | {r.notes}"]
+        if r.no_async:
+            comment.append(f"no /async_api/: {r.no_async}")
+        if rpy != python:
+            comment.append(f"Python {rpy}: this row needs Python {r.python}")
+        out[r.name] = (comment, {
+            "profiles": [r.name],
+            "build": build(r.env, arg),
+            "image": image(r.env, arg),
+            "init": True,
+            "environment": row_environment(r, rpy),
+            "command": row_command(r, rpy),
+            "ports": [f"127.0.0.1:{var('SERVER_PORT', PORT)}:{PORT}"],
+            "healthcheck": {"test": ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen("
+                                                            f"{probe_url(r)!r}, timeout=5)"],
+                            "interval": "5s", "timeout": "10s", "retries": 3, "start_period": "120s"},
+            "depends_on": {"migrate": {"condition": "service_completed_successfully"}},
+        })
+    rpy = runner_python(python)
+    results = ["../results:/app/results"]
+    load_env = {"TARGET": var("TARGET", DEFAULT_TARGET)}
+    out["locust-master"] = (["The load: the `bench` run of TARGET's row (its flow, I/O probe, scenario; LOAD_ARGS = bench's load",
+                             "options) with this container as Locust master. Waits for the row, checks the JSON contract,",
+                             "warms up, runs, writes results/<row>/<run-id>/ (meta.json, Locust CSVs, timings, report)."], {
+        "profiles": [LOAD_PROFILE],
+        "build": build(RUNNER_GROUP, rpy),
+        "image": image(RUNNER_GROUP, rpy),
+        "init": True,
+        "working_dir": CONTAINER_ROOT,
+        "environment": {"DATABASE_URL": DATABASE_URL},
+        "command": ["python", "-m", "asgibench.compose", "locust-master", load_env["TARGET"],
+                    "--expect-workers", var("LOCUST_WORKERS", DEFAULT_LOCUST_WORKERS),
+                    "--load-args=" + var("LOAD_ARGS", "")],  # "=": a value like "--async" is not an option
+        "volumes": results,
+        "stop_grace_period": "30s",
+        "depends_on": {PG_SERVICE: {"condition": "service_healthy"}},
+    })
+    out["locust-worker"] = (["Locust workers (LOCUST_WORKERS of them, or --scale locust-worker=N with the same LOCUST_WORKERS):",
+                             "the master sends them the run's options; they write timings.worker<i>.bin into its run folder."], {
+        "profiles": [LOAD_PROFILE],
+        "build": build(RUNNER_GROUP, rpy),
+        "image": image(RUNNER_GROUP, rpy),
+        "init": True,
+        "working_dir": CONTAINER_ROOT,
+        "command": ["locust", "-f", f"{CONTAINER_ROOT}/locustfiles/workload.py,{CONTAINER_ROOT}/locustfiles/shapes.py",
+                    "--worker", "--master-host", "locust-master", "--loglevel", "WARNING"],
+        "volumes": results,
+        "deploy": {"replicas": var("LOCUST_WORKERS", DEFAULT_LOCUST_WORKERS)},
+        "depends_on": {"locust-master": {"condition": "service_started"}},
+    })
+    return out
+
+
+# -- a small, deterministic YAML writer (PyYAML cannot write comments) -----------------------------
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+WIDTH = 118
+
+
+def _scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+
+
+def _key(k) -> str:
+    return k if _PLAIN_KEY.match(k) else json.dumps(k)
+
+
+def _flow(items, indent: int, lead: int) -> str:
+    """[a, b, ...] wrapped at WIDTH; continuation lines are indented deeper than the key."""
+    parts = [_scalar(i) for i in items]
+    if not parts:
+        return "[]"
+    cont = " " * (indent + 4)
+    lines, cur, used = [], "[", lead
+    for i, p in enumerate(parts):
+        piece = p + ("," if i < len(parts) - 1 else "]")
+        fresh = cur in ("[", cont)
+        if not fresh and used + len(cur) + 1 + len(piece) > WIDTH:
+            lines.append(cur)
+            cur, used, fresh = cont, 0, True
+        cur += piece if fresh else " " + piece
+    lines.append(cur)
+    return "\n".join(lines)
+
+
+def _emit(mapping: dict, indent: int) -> list[str]:
+    out = []
+    pad = " " * indent
+    for k, v in mapping.items():
+        head = f"{pad}{_key(k)}:"
+        if isinstance(v, dict):
+            out += [head + " {}"] if not v else [head] + _emit(v, indent + 2)
+        elif isinstance(v, (list, tuple)):
+            out.append(f"{head} {_flow(v, indent, len(head) + 1)}")
+        else:
+            out.append(f"{head} {_scalar(v)}")
+    return out
+
+
+def header(python: str) -> list[str]:
+    safe = override_pythons(python)
+    rows = ", ".join(r.name for r in variants.VARIANTS)
+    text = f"""\
+GENERATED by `python -m asgibench compose` (make compose) from the variant registry
+(asgibench/variants.py): do not edit by hand. tests/test_compose.py fails when this file and the
+registry differ. How to use it: compose/README.md.
+
+  docker compose -f compose/compose.yaml --profile <row> up -d     postgres, migrate+seed, the row
+  TARGET=<row> docker compose -f compose/compose.yaml --profile load up     the load (Locust master + workers)
+
+Rows (one service and one profile each): {rows}.
+Variables (all optional; defaults = what `asgibench bench` uses):
+  PYTHON_VERSION ({python}; this file is valid for {", ".join(safe)}: same command lines and
+  environment; others: `python -m asgibench compose --python X.Y`), WORKERS (the row's workers;
+  {DEFAULT_WORKERS} for rows whose default is the CPU count), DB_CONN, POOL_SIZE, SCALE (1), SERVER_PORT (8000),
+  ALLOWED_HOSTS, PG_PORT (55432), {", ".join(f"{pg_var(k)} ({v})" for k, v in database.SETTINGS.items())},
+  TARGET ({DEFAULT_TARGET}), LOAD_ARGS (bench's load options, e.g. "--scenario io --users 20"),
+  LOCUST_WORKERS ({DEFAULT_LOCUST_WORKERS})."""
+    out = []
+    for line in text.splitlines():
+        out += _wrap_comment(line, "")
+    return out
+
+
+def _wrap_comment(text: str, pad: str) -> list[str]:
+    if len(pad) + 2 + len(text) <= WIDTH or not text.strip():
+        return [f"{pad}# {text}".rstrip()]
+    lead = text[: len(text) - len(text.lstrip())]
+    words, lines, cur = text.split(), [], lead
+    for w in words:
+        if cur.strip() and len(pad) + 2 + len(cur) + 1 + len(w) > WIDTH:
+            lines.append(cur)
+            cur = lead + "  " + w
+        else:
+            cur = (cur + " " + w) if cur.strip() else cur + w
+    lines.append(cur)
+    return [f"{pad}# {ln}" for ln in lines]
+
+
+def render(python: str = DEFAULT_PYTHON) -> str:
+    """compose/compose.yaml's text: deterministic (no clock, host or CPU count in it)."""
+    python = envs.parse_python(python)
+    lines = header(python) + ["", "name: asgibench", "", "services:"]
+    for name, (comment, svc) in services(python).items():
+        for c in comment:
+            lines += _wrap_comment(c, "  ")
+        lines += _emit({name: svc}, 2) + [""]
+    lines += ["volumes:", "  pgdata: {}"]
+    return "\n".join(lines) + "\n"
+
+
+# -- the locust-master service (runs inside the runner image) --------------------------------------
+
+def wait_ready(url: str, timeout: float, say=print) -> None:
+    deadline = time.monotonic() + timeout
+    last, told = "no answer", 0.0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}"
+        except (urllib.error.URLError, OSError) as e:
+            last = str(getattr(e, "reason", e))
+        if time.monotonic() - told > 15:
+            say(f"asgibench: waiting for {url} ({last})")
+            told = time.monotonic()
+        time.sleep(1)
+    raise AsgibenchError(f"{url} did not answer within {timeout:.0f}s ({last}): is the row up? "
+                         "`docker compose -f compose/compose.yaml --profile <row> up -d`")
+
+
+def master_plan(row: str, load_args: str, expect_workers: int):
+    """`bench ROW LOAD_ARGS` parsed by the CLI's own parser -> (BenchOptions, distributed LoadPlan)."""
+    import dataclasses
+
+    from asgibench import cli, run
+
+    parser = cli._Parser(prog="asgibench compose locust-master", add_help=False)
+    cli._add_load_args(parser)
+    opts = cli.build_options(parser.parse_args([row, *shlex.split(load_args)]))
+    run.check_request(variants.get(row), opts)
+    if expect_workers < 1:
+        raise UsageError(f"--expect-workers must be at least 1, got {expect_workers}")
+    plan = dataclasses.replace(opts.plan, extra=[*opts.plan.extra, "--master", "--expect-workers", str(expect_workers),
+                                                 "--expect-workers-max-wait", str(EXPECT_WORKERS_MAX_WAIT)])
+    return opts, plan
+
+
+def locust_master(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m asgibench.compose locust-master")
+    p.add_argument("row")
+    p.add_argument("--expect-workers", type=int, default=DEFAULT_LOCUST_WORKERS)
+    p.add_argument("--load-args", default="", help="`bench`'s load options as one string")
+    p.add_argument("--host", help="server host (default: the row's service name)")
+    p.add_argument("--port", type=int, default=PORT)
+    p.add_argument("--wait", type=float, default=READY_WAIT_SECONDS)
+    a = p.parse_args(argv)
+
+    def _term(*_):
+        raise KeyboardInterrupt  # docker stop: Locust still writes its reports (loadgen.run)
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        return _locust_master(a)
+    except AsgibenchError as e:
+        print(f"asgibench: {e}", file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
+    except KeyboardInterrupt:
+        print("asgibench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _locust_master(a) -> int:
+    import dataclasses
+
+    import psycopg
+
+    from asgibench import contract, loadgen, results, run
+
+    opts, plan = master_plan(a.row, a.load_args, a.expect_workers)
+    variant = variants.get(a.row)
+    base_url = f"http://{a.host or variant.name}:{a.port}"
+    wait_ready(f"{base_url}{variant.io_probe}?seconds=0", a.wait)
+    run_dir = results.new_run_dir(variant.name, plan.scenario, opts.results_root)
+    meta = {"status": "running", "launcher": "compose (locust-master container)", "variant": variant.as_dict(),
+            "plan": {**plan.as_dict(), "locust_workers": a.expect_workers},
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "server": {"base_url": base_url, "where": f"compose service {variant.name}"},
+            "machine_before": results.machine()}
+    results.write_meta(run_dir, meta)
+    try:
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True, connect_timeout=10) as conn:
+            report = contract.verify(variant, base_url, conn)
+        meta["contract"] = report.as_dict()
+        contract.require(report, variant.name)
+        print(f"asgibench: contract: {len(report.checks)} checks passed", flush=True)
+        if opts.warmup > 0:
+            print(f"asgibench: warm-up {opts.warmup:.0f}s in this container (excluded)", flush=True)
+            warm = dataclasses.replace(opts.plan, scenario=loadgen.CONSTANT, duration=opts.warmup, spawn_rate=1000.0,
+                                       users=plan.peak_users if plan.flow != "io" else plan.users)
+            w = loadgen.run(warm, base_url, run_dir / "warmup", warmup=True)
+            if w.interrupted:
+                raise KeyboardInterrupt
+        print(f"asgibench: load {plan.scenario}, {plan.seconds:.0f}s, up to {plan.peak_users} users, "
+              f"{a.expect_workers} Locust worker(s)", flush=True)
+        res = loadgen.run(plan, base_url, run_dir)
+        summary = results.summarize(run_dir)
+        if plan.flow == "io":
+            summary["concurrency"] = run.concurrency(summary, plan)
+        meta.update(summary=summary, locust_exit_code=res.exit_code,
+                    status="interrupted" if res.interrupted else ("completed" if summary["requests"] else "failed"))
+        if res.interrupted:
+            raise KeyboardInterrupt
+    except BaseException:
+        if meta["status"] == "running":
+            meta["status"] = "interrupted" if sys.exc_info()[0] is KeyboardInterrupt else "failed"
+        raise
+    finally:
+        meta["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        results.write_meta(run_dir, meta)
+    exact = summary.get("exact_percentiles_ms") or {}
+    print(f"{variant.name} | {plan.scenario} | {summary['seconds']:.0f}s | requests {summary['requests']} "
+          f"({summary['rps']:.1f} req/s) failures {summary['failures']}"
+          + (f" | p50 {exact['p50']:.1f} p95 {exact['p95']:.1f} p99 {exact['p99']:.1f} ms" if exact else ""))
+    if "concurrency" in summary:
+        print(f"  concurrency efficiency {summary['concurrency']['efficiency']}")
+    print(f"  results: {_rel(run_dir)}")
+    return 0 if meta["status"] == "completed" else 1
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """`asgibench compose [--check] [--python X.Y] [--output FILE]` (and, inside the runner image,
+    `locust-master ROW ...`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["locust-master"]:
+        return locust_master(argv[1:])
+    p = argparse.ArgumentParser(prog="asgibench compose", description="write compose/compose.yaml from the registry")
+    p.add_argument("--check", action="store_true", help="exit 1 if the checked-in file differs from the registry")
+    p.add_argument("--python", default=DEFAULT_PYTHON, help=f"the rows' Python (default {DEFAULT_PYTHON})")
+    p.add_argument("--output", "-o", help="file to write (default compose/compose.yaml, or compose/compose-pyX.Y.yaml)")
+    a = p.parse_args(argv)
+    try:
+        python = envs.parse_python(a.python)
+        text = render(python)
+    except AsgibenchError as e:
+        print(f"asgibench: {e}", file=sys.stderr)
+        return 2
+    default = COMPOSE_FILE if python == DEFAULT_PYTHON else COMPOSE_DIR / f"compose-py{python}.yaml"
+    path = Path(a.output) if a.output else default
+    if a.check:
+        current = path.read_text() if path.exists() else None
+        if current != text:
+            print(f"asgibench: {_rel(path)} is out of date with the registry: run `python -m asgibench compose`",
+                  file=sys.stderr)
+            return 1
+        print(f"asgibench: {_rel(path)} matches the registry")
+        return 0
+    path.write_text(text)
+    print(f"asgibench: wrote {_rel(path)} ({len(variants.VARIANTS)} row services, Python {python})")
+    return 0
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

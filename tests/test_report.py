@@ -1,0 +1,272 @@
+"""The report: grouping, medians and CVs (fast, in memory), then a report built from real run
+folders made here (e2e: real servers, PostgreSQL and Locust), its numbers checked against the Locust
+files they came from, its charts against PNG magic and matplotlib, its links against the disk."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from asgibench import report
+from asgibench.errors import UsageError
+from conftest import cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# -- fast: statistics, grouping, figures -------------------------------------------------------------
+
+def test_median_and_cv():
+    assert report.median([3, 1, 2]) == 2
+    assert report.median([4, 1, 3, 2]) == 2.5
+    assert report.median([None, 5]) == 5
+    assert report.median([]) is None
+    # sample standard deviation (n-1), not the population one: 90, 100, 110 -> stdev 10, mean 100
+    assert report.cv_pct([90, 100, 110]) == pytest.approx(10.0)
+    assert report.cv_pct([100, 100]) == 0.0
+    assert report.cv_pct([100]) is None  # one trial: no variance estimate
+    assert report.cv_pct([0, 0]) is None
+
+
+def _meta(variant="uvicorn", family="asgi", scenario="constant", flow="original", rps=100.0, *, status="completed",
+          matrix=None, users=4, workers=2, async_api=False, exact=True, efficiency=None, gen_cpu=10.0, bound=None,
+          failures=0, requests=1000):
+    plan = {"scenario": scenario, "flow": flow, "users": users, "peak_users": users, "seconds": 4.0,
+            "api_prefix": "/async_api/" if async_api else "/api/", "io_seconds": 0.5, "time_scale": 1.0,
+            "processes": 1, "with_slowapi": False, "only_slowapi": False}
+    summary = {"requests": requests, "failures": failures, "rps": rps, "seconds": requests / rps,
+               "locust_percentiles_ms": {"p50": 10.0, "p90": 20.0, "p95": 30.0, "p99": 40.0}, "max_ms": 55.0}
+    if exact:
+        summary["exact_percentiles_ms"] = {"p50": 9.5, "p90": 19.5, "p95": 29.5, "p99": 39.5, "max": 50.0,
+                                           "count": requests}
+    if efficiency is not None:
+        summary["concurrency"] = {"efficiency": efficiency, "ideal_rps": 8.0, "achieved_rps": rps}
+    gen = {"cpu_percent_of_one_core": gen_cpu, "cpu_us_per_request": 100.0, "cpu_warning": False, "processes": 1}
+    if bound is not None:
+        gen.update(bound=bound, bound_reasons=["test reason"] if bound else [])
+    meta = {"status": status, "variant": {"name": variant, "family": family, "server": "uvicorn",
+                                          "serves": ["admin", "api", "static"] if family in ("wsgi", "asgi") else ["api"]},
+            "plan": plan, "server": {"workers": workers, "db_conn": "pool"}, "python": "3.11",
+            "generator": gen, "started_at": "2026-11-25T00:00:00Z"}
+    if status == "completed":
+        meta["summary"] = summary
+    if matrix:
+        meta["matrix"] = {"id": matrix[0], "trial": matrix[1], "trials": 3}
+    return meta
+
+
+def _trial(tmp_path, name, meta):
+    d = tmp_path / meta["variant"]["name"] / name
+    d.mkdir(parents=True)
+    (d / "meta.json").write_text(json.dumps(meta))
+    return report.load_trial(d)
+
+
+def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
+    ts = [
+        _trial(tmp_path, "a", _meta(rps=100, matrix=("m1", 1))),
+        _trial(tmp_path, "b", _meta(rps=120, matrix=("m1", 2))),
+        _trial(tmp_path, "c", _meta(rps=110, matrix=("m1", 3))),
+        _trial(tmp_path, "d", _meta(status="interrupted", matrix=("m1", 3))),
+        _trial(tmp_path, "e", _meta(rps=90, matrix=("m2", 1))),  # another matrix: its own row
+        _trial(tmp_path, "f", _meta(rps=80, async_api=True)),  # ad-hoc, async flow
+        _trial(tmp_path, "g", _meta(rps=70, users=4)),  # ad-hoc, different users: never one median
+        _trial(tmp_path, "h", _meta(rps=75, users=8)),
+        _trial(tmp_path, "i", _meta(rps=7, scenario="io", flow="io", efficiency=0.9)),
+    ]
+    groups = report.group_trials(ts)
+    by = {(g.matrix_id, g.scenario, g.label): g for g in groups}
+    assert set(by) == {("m1", "constant", "uvicorn"), ("m2", "constant", "uvicorn"),
+                       ("ad-hoc", "constant", "uvicorn (async)"), ("ad-hoc", "constant", "uvicorn [users=4]"),
+                       ("ad-hoc", "constant", "uvicorn [users=8]"), ("ad-hoc", "io", "uvicorn")}
+    m1 = by[("m1", "constant", "uvicorn")]
+    assert [t.path.name for t in m1.trials] == ["a", "b", "c"]  # ordered by trial number
+    assert [t.path.name for t in m1.excluded] == ["d"]  # listed, not averaged
+    row = report.summarize_group(m1, tmp_path)
+    assert row["trials"] == 3 and row["excluded_trials"] == 1
+    assert row["rps_median"] == 110
+    assert row["rps_cv_pct"] == pytest.approx(100 * statistics.stdev([100, 120, 110]) / 110, abs=0.01)
+    assert row["unstable"] is True  # 9.1% > 5%
+    assert row["requests"] == 3000
+    assert row["latency_source"] == "exact" and row["p95_ms"] == 29.5
+    assert row["status_problems"] == "interrupted: uvicorn/d"
+    assert row["run_dirs"] == "uvicorn/a uvicorn/b uvicorn/c"
+    # sections come in a fixed order: matrices first, the I/O scenario after the CPU one
+    assert [g.section for g in groups][:2] == [("m1", "constant"), ("m2", "constant")]
+    assert groups[-1].section == ("ad-hoc", "io")
+
+
+def test_latency_falls_back_to_locust_for_the_whole_group(tmp_path):
+    g = report.group_trials([_trial(tmp_path, "a", _meta(rps=100)), _trial(tmp_path, "b", _meta(rps=100, exact=False))])[0]
+    row = report.summarize_group(g, tmp_path)
+    assert row["latency_source"] == "locust" and row["p95_ms"] == 30.0 and row["max_ms"] == 55.0
+    assert row["unstable"] is False and row["rps_cv_pct"] == 0.0
+
+
+def test_generator_bound_from_meta_or_derived(tmp_path):
+    flagged = report.group_trials([_trial(tmp_path, "a", _meta(bound=False)), _trial(tmp_path, "b", _meta(bound=True))])[0]
+    row = report.summarize_group(flagged, tmp_path)
+    assert row["generator_bound"] is True and row["generator_bound_source"] == "meta"
+    assert "uvicorn/b: test reason" in row["generator_bound_reasons"]
+    # older runs without the flag: derived from CPU, Locust's warning, and half the calibrated ceiling
+    hot = report.group_trials([_trial(tmp_path, "c", _meta(variant="x", gen_cpu=95.0))])[0]
+    assert report.summarize_group(hot, tmp_path)["generator_bound"] is True
+    fast = report.group_trials([_trial(tmp_path, "d", _meta(variant="y", rps=3000.0, gen_cpu=40.0))])[0]
+    assert report.summarize_group(fast, tmp_path)["generator_bound"] is False
+    row = report.summarize_group(fast, tmp_path, ceiling_rps=5000.0)
+    assert row["generator_bound"] is True and row["generator_bound_source"] == "derived"
+
+
+def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
+    runs = [
+        _trial(tmp_path, "a", _meta("raw-asgi-asyncpg", "reference", flow="api", rps=1000.0)),
+        _trial(tmp_path, "b", _meta("gunicorn-sync", "wsgi", rps=250.0, failures=5)),
+        _trial(tmp_path, "c", _meta("raw-asgi-asyncpg", "reference", "io", "io", rps=7.9, efficiency=0.99)),
+        _trial(tmp_path, "d", _meta("gunicorn-sync", "wsgi", "io", "io", rps=2.0, efficiency=0.25)),
+        _trial(tmp_path, "e", _meta("uvicorn", "asgi", "io", "io", rps=5.0, efficiency=0.62)),
+    ]
+    res = report.build([t.path for t in runs], tmp_path / "out", charts=False, calibration=tmp_path / "none.json")
+    rows = {(r["scenario"], r["variant"]): r for r in res["rows"]}
+    assert rows[("constant", "gunicorn-sync")]["ceiling_ratio"] == 0.25
+    assert rows[("constant", "raw-asgi-asyncpg")]["ceiling_ratio"] == 1.0
+    md = res["report"].read_text()
+    assert "Serialises I/O" in md and "gunicorn-sync (0.25)" in md
+    assert "Partly concurrent" in md and "uvicorn (0.62)" in md
+    assert "Concurrent (≥ 0.9" in md and "raw-asgi-asyncpg (0.99)" in md
+    assert "**Failures** in gunicorn-sync: 5 of 1000 requests" in md
+    assert "gunicorn-sync 0.25×" in md
+    assert "not calibrated" in md
+    assert not (tmp_path / "out" / "charts").exists()
+    with open(res["summary_csv"], newline="") as f:
+        assert tuple(csv.DictReader(f).fieldnames) == report.CSV_COLUMNS
+
+
+def test_run_ids_resolve_matrix_ids_names_and_folders(tmp_path):
+    a = _trial(tmp_path, "20260101T000000Z-constant", _meta(matrix=("m1", 1)))
+    b = _trial(tmp_path, "20260101T000100Z-constant", _meta(variant="daphne"))
+    (a.path / "warmup").mkdir()
+    (a.path / "warmup" / "meta.json").write_text(json.dumps(_meta()))  # never a run of its own
+    cal = tmp_path / "calibration" / "raw" / "20260101T000200Z-calibrate-bare"
+    cal.mkdir(parents=True)
+    (cal / "meta.json").write_text(json.dumps(_meta(variant="raw")))  # calibrate's runs are not rows
+    (tmp_path / "uvicorn" / "junk").mkdir()  # no meta.json: ignored
+    assert report.find_runs(tmp_path) == sorted([a.path, b.path])
+    assert report.resolve_run_ids([], tmp_path) == sorted([a.path, b.path])
+    assert report.resolve_run_ids(["m1"], tmp_path) == [a.path]
+    assert report.resolve_run_ids(["20260101T000100Z-constant"], tmp_path) == [b.path]
+    assert report.resolve_run_ids(["daphne/20260101T000100Z-constant", str(b.path)], tmp_path) == [b.path]
+    assert report.resolve_run_ids([str(tmp_path / "uvicorn")], tmp_path) == [a.path]
+    with pytest.raises(UsageError):
+        report.resolve_run_ids(["no-such-run"], tmp_path)
+
+
+def test_main_without_runs_is_a_usage_error(tmp_path, capsys):
+    assert report.main(["--results", str(tmp_path)]) == 2
+    assert "no benchmark runs" in capsys.readouterr().err
+
+
+# -- e2e: a report from real runs --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_runs(db, tmp_path_factory):
+    """Two trials of the reference row (one `bench --trials 2` series) and one I/O run of a row that
+    serialises it (gunicorn sync, 1 worker): real servers, real Locust, a few seconds each."""
+    root = tmp_path_factory.mktemp("report") / "results"
+    res = cli("bench", "raw-asgi-asyncpg", "--users", "4", "--duration", "3s", "--warmup", "0", "--trials", "2",
+              "--quiet", results=root, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = cli("bench", "gunicorn-sync", "--workers", "1", "--scenario", "io", "--users", "4", "--io-seconds", "0.5",
+              "--duration", "3s", "--warmup", "0", "--quiet", results=root, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = root / "report"
+    assert report.main(["--results", str(root), "--out", str(out)]) == 0
+    with open(out / "summary.csv", newline="") as f:
+        rows = {r["variant"]: r for r in csv.DictReader(f)}
+    return root, out, rows
+
+
+def _locust_requests(run_dir: Path) -> tuple[int, int]:
+    """(requests, failures) straight from Locust's files: locust.json and locust_stats.csv, FLOW excluded."""
+    entries = json.loads((run_dir / "locust.json").read_text())
+    js = (sum(e["num_requests"] for e in entries if e["method"] != "FLOW"),
+          sum(e["num_failures"] for e in entries if e["method"] != "FLOW"))
+    with open(run_dir / "locust_stats.csv", newline="") as f:
+        recs = [r for r in csv.DictReader(f) if r["Name"] != "Aggregated" and r["Type"] != "FLOW"]
+    assert sum(int(r["Request Count"]) for r in recs) == js[0]  # the CSV agrees with the final stats
+    return js
+
+
+@pytest.mark.e2e
+def test_summary_numbers_come_from_the_run_folders(real_runs):
+    root, out, rows = real_runs
+    assert set(rows) == {"raw-asgi-asyncpg", "gunicorn-sync"}
+    ref = rows["raw-asgi-asyncpg"]
+    dirs = [out / d for d in ref["run_dirs"].split()]
+    assert len(dirs) == 2 and int(ref["trials"]) == 2 and all(d.is_dir() for d in dirs)
+    metas = [json.loads((d / "meta.json").read_text()) for d in dirs]
+    assert {m["matrix"]["id"] for m in metas} == {ref["matrix_id"]} and ref["matrix_id"].startswith("bench-")
+    counts = [_locust_requests(d) for d in dirs]
+    assert int(ref["requests"]) == sum(c[0] for c in counts) > 0
+    assert int(ref["failures"]) == sum(c[1] for c in counts)
+    rps = [m["summary"]["rps"] for m in metas]
+    for m, (n, _) in zip(metas, counts):  # each trial's req/s is its Locust total over its measured time
+        assert m["summary"]["rps"] == pytest.approx(n / m["summary"]["seconds"], rel=0.01)
+    assert float(ref["rps_median"]) == pytest.approx(statistics.median(rps), abs=0.01)
+    assert float(ref["rps_cv_pct"]) == pytest.approx(100 * statistics.stdev(rps) / statistics.fmean(rps), abs=0.01)
+    assert ref["unstable"] == ("true" if float(ref["rps_cv_pct"]) > 5 else "false")
+    assert ref["latency_source"] == "exact"
+    assert float(ref["p95_ms"]) == pytest.approx(
+        statistics.median(m["summary"]["exact_percentiles_ms"]["p95"] for m in metas), abs=0.001)
+    assert float(ref["ceiling_ratio"]) == 1.0
+    io = rows["gunicorn-sync"]
+    (io_dir,) = [out / d for d in io["run_dirs"].split()]
+    io_meta = json.loads((io_dir / "meta.json").read_text())
+    assert int(io["requests"]) == _locust_requests(io_dir)[0]
+    assert float(io["efficiency"]) == io_meta["summary"]["concurrency"]["efficiency"] < report.SERIALISES_BELOW
+    assert float(io["ideal_rps"]) == 8.0 and io["matrix_id"] == "ad-hoc" and io["trials"] == "1"
+    assert io["generator_bound"] in ("true", "false")
+
+
+@pytest.mark.e2e
+def test_charts_are_valid_pngs(real_runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image
+
+    _, out, _ = real_runs
+    names = {p.name for p in (out / "charts").glob("*.png")}
+    assert {"latency-ad-hoc-io.png", "rps-ad-hoc-io.png", "concurrency-ad-hoc-io.png"} <= names
+    assert any(n.startswith("rps-bench-") for n in names) and any(n.startswith("latency-bench-") for n in names)
+    assert not any(n.startswith("concurrency-bench-") or n.startswith("ramp-") for n in names)  # no data: no chart
+    for p in (out / "charts").glob("*.png"):
+        assert p.read_bytes()[:8] == PNG_MAGIC, p
+        img = matplotlib.image.imread(p)
+        assert img.ndim == 3 and img.shape[0] > 150 and img.shape[1] > 300, (p, img.shape)
+
+
+@pytest.mark.e2e
+def test_report_names_every_row_and_links_existing_folders(real_runs):
+    root, out, rows = real_runs
+    md = (out / "report.md").read_text()
+    for r in rows.values():
+        assert f"| {r['row']} |" in md
+    links = re.findall(r"(!?)\[[^\]]*\]\(([^)]+)\)", md)
+    folders = [t for bang, t in links if not bang]
+    images = [t for bang, t in links if bang]
+    assert len(folders) >= 3 and len(images) >= 5
+    for target in folders:
+        assert (out / target / "meta.json").is_file(), target
+    for target in images:
+        assert (out / target).is_file(), target
+    assert "Serialises I/O" in md and "gunicorn-sync (" in md
+    assert "Machine:" in md
+    # one matrix/series id selects only its own runs
+    sub = root / "only-series"
+    assert report.main([rows["raw-asgi-asyncpg"]["matrix_id"], "--results", str(root), "--out", str(sub)]) == 0
+    with open(sub / "summary.csv", newline="") as f:
+        assert [r["variant"] for r in csv.DictReader(f)] == ["raw-asgi-asyncpg"]
