@@ -16,6 +16,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from contextlib import ExitStack
@@ -82,6 +83,18 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spawn-rate", type=_number(float), help="users started per second (default: all at once)")
     g.add_argument("--duration", type=duration, help="run time of constant/io scenarios, e.g. 30s, 2m")
     g.add_argument("--time-scale", type=_number(float), default=1.0, help="compress a shape's stages (0.1 = 10x faster)")
+    g.add_argument("--arrival-rate", type=_number(float), default=0.0,
+                   help="open model: iterations started per second (constant_throughput; users default 2 s worth)")
+    d = p.add_argument_group("distributed load and external servers")
+    d.add_argument("--locust-workers", type=_number(int), default=0,
+                   help="run a Locust master plus N worker processes on this machine")
+    d.add_argument("--remote-workers", type=_number(int), default=0,
+                   help="also wait for N workers from other machines (`asgibench worker --master HOST`)")
+    d.add_argument("--master-bind", default="127.0.0.1", help="where the Locust master listens for workers")
+    d.add_argument("--master-port", type=_number(int), help="Locust master port (default: a free one; 5557 with --remote-workers)")
+    d.add_argument("--target", help="benchmark a server asgibench did not start (contract check, then load); "
+                                    "needs DATABASE_URL = the database it serves from")
+    d.add_argument("--allow-remote", action="store_true", help="allow a --target or --master-bind that is not loopback")
     g.add_argument("--trials", type=_number(int), default=1, help="measured trials, each on a fresh server (default 1)")
     g.add_argument("--warmup", type=duration, default=10.0, help="warm-up before measuring, excluded (default 10s)")
     g.add_argument("--async", dest="async_api", action="store_true", help="API steps hit /async_api/ (native async views)")
@@ -106,7 +119,7 @@ def _add_load_args(p: argparse.ArgumentParser) -> None:
 
 def build_options(a) -> run.BenchOptions:
     variant = variants.get(a.variant)
-    given = a.users is not None or a.duration is not None
+    given = a.users is not None or a.duration is not None or bool(a.arrival_rate)
     scenario = a.scenario or (loadgen.CONSTANT if given else loadgen.DEFAULT_SCENARIO)
     if scenario not in loadgen.SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r} (choose from {', '.join(loadgen.SCENARIOS)})")
@@ -118,7 +131,7 @@ def build_options(a) -> run.BenchOptions:
         flow = "api"
     else:
         flow = variant.default_flow
-    users = 10 if a.users is None else a.users
+    users = (loadgen.open_model_users(a.arrival_rate) if a.arrival_rate else 10) if a.users is None else a.users
     default_seconds = 20.0 if scenario == loadgen.IO else 30.0
     plan = loadgen.LoadPlan(
         scenario=scenario, flow=flow, users=users,
@@ -126,8 +139,12 @@ def build_options(a) -> run.BenchOptions:
         duration=default_seconds if a.duration is None else a.duration,
         time_scale=a.time_scale, api_prefix="/async_api/" if a.async_api else "/api/",
         with_slowapi=a.with_slowapi, only_slowapi=a.only_slowapi,
-        io_path=variant.io_probe, io_seconds=a.io_seconds, processes=a.processes,
+        io_path=variant.io_probe, io_seconds=a.io_seconds, processes=a.processes, arrival_rate=a.arrival_rate,
+        locust_workers=a.locust_workers, remote_workers=a.remote_workers, master_bind=a.master_bind,
+        master_port=a.master_port or (5557 if a.remote_workers else database.free_port()),
     )
+    if a.master_bind not in ("127.0.0.1", "localhost") and not a.allow_remote:
+        raise UsageError(f"--master-bind {a.master_bind} is not loopback: add --allow-remote for workers on other machines")
     if scenario == loadgen.IO and not (0 < a.io_seconds <= 5):
         raise UsageError(f"--io-seconds must be above 0 and at most 5, got {a.io_seconds}")
     return run.BenchOptions(
@@ -136,6 +153,7 @@ def build_options(a) -> run.BenchOptions:
         scale=a.scale, port=a.port, warmup=a.warmup, keep_db=a.keep_db,
         results_root=None if not a.results else __import__("pathlib").Path(a.results),
         cpus=cpu_placement(a.pin), quiet=a.quiet, trials=getattr(a, "trials", 1),
+        target=run.check_target(a.target, a.allow_remote) if a.target else None,
     )
 
 
@@ -184,8 +202,10 @@ def print_summary(opts, run_dir, summary) -> None:
     pct = summary.get("locust_percentiles_ms", {})
     exact = summary.get("exact_percentiles_ms") or {}
     gen = meta.get("generator", {})
+    srv = meta["server"]
+    where = f"external {srv['url']}" if srv.get("external") else f"{srv['workers']} worker(s), db {srv['db_conn']}"
     print(f"{opts.variant} | {opts.plan.scenario} | {summary.get('seconds', 0):.0f}s measured | "
-          f"up to {opts.plan.peak_users} users | {meta['server']['workers']} worker(s), db {meta['server']['db_conn']}")
+          f"up to {opts.plan.peak_users} users | {where}")
     print(f"  requests {summary.get('requests', 0)}  ({summary.get('rps', 0):.1f} req/s)  "
           f"failures {summary.get('failures', 0)}")
     if exact:
@@ -194,6 +214,10 @@ def print_summary(opts, run_dir, summary) -> None:
     if "flow" in summary:
         f = summary["flow"]
         print(f"  whole flow: {f['iterations']} iterations ({f['failed']} failed), median {f['p50_ms']} ms")
+    if "open_model" in summary:
+        o = summary["open_model"]
+        print(f"  open model: {o['achieved_per_s']} of {o['target_per_s']} iterations/s started with {o['users']} users"
+              + ("" if o["held"] else "  RATE NOT HELD: more users needed, latency is not an open-model figure"))
     if "concurrency" in summary:
         c = summary["concurrency"]
         print(f"  concurrency efficiency {c['efficiency']}  ({c['achieved_rps']:.2f} of {c['ideal_rps']:.2f} req/s possible)")
@@ -229,10 +253,10 @@ def cmd_ui(a) -> int:
         contract.require(st.contract, st.variant.name)
         if not database.port_is_free(8089):
             raise RunError("port 127.0.0.1:8089 (Locust's web UI) is taken")
-        cmd = loadgen.command(opts.plan, st.spec.base_url, run_dir, headless=False)
+        cmd = loadgen.command(opts.plan, st.base_url, run_dir, headless=False)
         proc = procs.spawn(cmd, log_path=run_dir / "locust.log", env={"PYTHONPATH": str(loadgen.ROOT / "services")})
         stack.callback(procs.stop, proc)
-        print(f"Locust web UI: http://127.0.0.1:8089  (server {st.spec.base_url}; Ctrl-C stops everything; "
+        print(f"Locust web UI: http://127.0.0.1:8089  (server {st.base_url}; Ctrl-C stops everything; "
               f"stops by itself after {a.ui_minutes:.0f} min)", flush=True)
         try:
             proc.wait(timeout=a.ui_minutes * 60)
@@ -304,6 +328,26 @@ def cmd_matrix(a) -> int:
     return matrix.Matrix(matrix_id, settings).run()
 
 
+def cmd_worker(a) -> int:
+    """A Locust worker for a master elsewhere (`bench ... --remote-workers N --master-bind ADDR`)."""
+    if not a.allow_remote:
+        import ipaddress
+
+        try:
+            if not ipaddress.ip_address(socket.gethostbyname(a.master)).is_loopback:
+                raise UsageError(f"--master {a.master} is not loopback: add --allow-remote")
+        except OSError:
+            raise UsageError(f"cannot resolve --master {a.master}") from None
+    plan = loadgen.LoadPlan(scenario=a.scenario or loadgen.CONSTANT, flow="api", master_port=a.master_port)
+    cmd = loadgen.worker_command(plan, a.master)
+    print(f"Locust worker -> {a.master}:{a.master_port} (Ctrl-C to stop)", flush=True)
+    proc = procs.spawn(cmd, env={"PYTHONPATH": str(loadgen.ROOT / "services")})
+    try:
+        return proc.wait() or 0
+    finally:
+        procs.stop(proc)
+
+
 def cmd_calibrate(a) -> int:
     from asgibench import calibrate
 
@@ -337,6 +381,12 @@ def parser() -> argparse.ArgumentParser:
     mp.add_argument("--python")
     mp.add_argument("--id", help="matrix id; an existing id resumes that matrix")
     mp.set_defaults(fn=cmd_matrix)
+    wp = sub.add_parser("worker", help="a Locust worker joining a master on another machine")
+    wp.add_argument("--master", required=True, help="host of the `bench ... --remote-workers N` master")
+    wp.add_argument("--master-port", type=_number(int), default=5557)
+    wp.add_argument("--scenario", help="the master's scenario when it is a ramp (loads the shape file)")
+    wp.add_argument("--allow-remote", action="store_true")
+    wp.set_defaults(fn=cmd_worker)
     cp = sub.add_parser("calibrate", help="measure how fast Locust itself can go on this machine")
     cp.add_argument("--duration", type=duration, default=10.0)
     cp.add_argument("--users", type=_number(int), default=16)

@@ -21,6 +21,7 @@ runs Locust as the master of the locust-worker containers, and writes results/<r
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -73,8 +74,9 @@ def pg_var(setting: str) -> str:
 
 # -- what the local runner would do, for the image --------------------------------------------------
 
+@functools.cache
 def lock_packages(group: str, python: str) -> dict:
-    """name -> version from the committed lock file (what `uv pip sync` installs)."""
+    """name -> version from the committed lock file (what `uv pip sync` installs). Read-only."""
     out = {}
     for line in envs.lock_file(group, python).read_text().splitlines():
         m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;]+)", line)
@@ -158,7 +160,8 @@ def override_pythons(python: str = DEFAULT_PYTHON) -> list[str]:
     """PYTHON_VERSION values a user may pass to this file unchanged: every row that follows the
     variable is allowed there and gets the same command line and environment as for `python`."""
     rows = [r for r in variants.VARIANTS if row_python(r, python) == python]
-    candidates = sorted({v for r in rows for v in envs.locked_pythons(r.env)}, key=lambda v: tuple(map(int, v.split("."))))
+    candidates = sorted({v for r in rows for v in envs.locked_pythons(r.env)},
+                        key=lambda v: tuple(map(int, v.split("."))))
     out = []
     for v in candidates:
         if all(allowed(r, v) and row_command(r, v) == row_command(r, python)
@@ -174,102 +177,113 @@ def runner_python(python: str) -> str:
 # -- the compose model ----------------------------------------------------------------------------
 
 def build(group: str, python_arg: str) -> dict:
-    return {"context": "..", "dockerfile": DOCKERFILE, "args": {"PYTHON_VERSION": python_arg, "ENV_GROUP": group}}
+    args = {"PYTHON_VERSION": python_arg, "ENV_GROUP": group}
+    if group == RUNNER_GROUP:  # Locust writes into the bind-mounted results/ as this uid
+        args["APP_UID"] = var("APP_UID", 1000)
+    return {"context": "..", "dockerfile": DOCKERFILE, "args": args}
 
 
 def image(group: str, python_arg: str) -> str:
     return f"asgibench-{group}:py{python_arg}"
 
 
-def python_arg(row_py: str, python: str) -> str:
-    return var("PYTHON_VERSION", python) if row_py == python else row_py
-
-
-def services(python: str = DEFAULT_PYTHON) -> dict:
-    """name -> (comment lines, service mapping), in file order."""
-    out: dict = {}
-    pg_cmd = ["postgres"]
+def _postgres() -> dict:
+    command = ["postgres"]
     for k, v in database.SETTINGS.items():
-        pg_cmd += ["-c", f"{k}={var(pg_var(k), v)}"]
-    out[PG_SERVICE] = (["PostgreSQL 15 with database.SETTINGS (the original's shared_buffers / max_connections knobs)",
-                        "as PG_* variables; published on 127.0.0.1 so `DATABASE_URL=postgresql://asgibench@"
-                        "127.0.0.1:55432/asgibench` lets the local runner use it too."], {
+        command += ["-c", f"{k}={var(pg_var(k), v)}"]
+    user, db = database.DB_USER, database.DB_NAME
+    return {
         "image": PG_IMAGE,
-        "command": pg_cmd,
-        "environment": {"POSTGRES_USER": database.DB_USER, "POSTGRES_DB": database.DB_NAME,
-                        "POSTGRES_HOST_AUTH_METHOD": "trust"},
+        "command": command,
+        "environment": {"POSTGRES_USER": user, "POSTGRES_DB": db, "POSTGRES_HOST_AUTH_METHOD": "trust"},
         "shm_size": "256mb",
         "ports": [f"127.0.0.1:{var('PG_PORT', 55432)}:5432"],
         "volumes": ["pgdata:/var/lib/postgresql/data"],
         # -h 127.0.0.1: the image's init phase runs a socket-only server that must not count as ready
-        "healthcheck": {"test": ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", database.DB_USER, "-d", database.DB_NAME],
+        "healthcheck": {"test": ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", db],
                         "interval": "2s", "timeout": "5s", "retries": 30, "start_period": "60s"},
-    })
-    rows = list(variants.VARIANTS)
-    py_arg = var("PYTHON_VERSION", python)
-    out["migrate"] = (["One-shot: Django's migrations and the deterministic seed (`bench --scale` = SCALE), in every row's",
-                       "profile (not in `load`: starting the load must not reseed under a running server)."], {
-        "profiles": [r.name for r in rows],
-        "build": build(MIGRATE_GROUP, py_arg),
-        "image": image(MIGRATE_GROUP, py_arg),
+    }
+
+
+def _migrate(python: str) -> dict:
+    arg = var("PYTHON_VERSION", python)
+    script = ("python manage.py migrate --noinput -v 0 && "
+              f"python manage.py populate_test_db --scale {var('SCALE', 1)}")  # database.prepare's two steps
+    return {
+        "profiles": [r.name for r in variants.VARIANTS],
+        "build": build(MIGRATE_GROUP, arg),
+        "image": image(MIGRATE_GROUP, arg),
         "environment": {"DATABASE_URL": DATABASE_URL},
-        "command": ["sh", "-c", "python manage.py migrate --noinput -v 0 && python manage.py populate_test_db "
-                                f"--scale {var('SCALE', 1)}"],
+        "command": ["sh", "-c", script],
         "depends_on": {PG_SERVICE: {"condition": "service_healthy"}},
-    })
-    for r in rows:
-        rpy = row_python(r, python)
-        arg = python_arg(rpy, python)
-        comment = [f"{r.family} | {r.server}{' ' + r.worker if r.worker else ''} | env {r.env} | {r.notes}"]
-        if r.no_async:
-            comment.append(f"no /async_api/: {r.no_async}")
-        if rpy != python:
-            comment.append(f"Python {rpy}: this row needs Python {r.python}")
-        out[r.name] = (comment, {
-            "profiles": [r.name],
-            "build": build(r.env, arg),
-            "image": image(r.env, arg),
-            "init": True,
-            "environment": row_environment(r, rpy),
-            "command": row_command(r, rpy),
-            "ports": [f"127.0.0.1:{var('SERVER_PORT', PORT)}:{PORT}"],
-            "healthcheck": {"test": ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen("
-                                                            f"{probe_url(r)!r}, timeout=5)"],
-                            "interval": "5s", "timeout": "10s", "retries": 3, "start_period": "120s"},
-            "depends_on": {"migrate": {"condition": "service_completed_successfully"}},
-        })
+    }
+
+
+def _row(r: variants.Variant, python: str) -> tuple[list[str], dict]:
+    rpy = row_python(r, python)
+    arg = var("PYTHON_VERSION", python) if rpy == python else rpy
+    comment = [f"{r.family} | {r.server}{' ' + r.worker if r.worker else ''} | env {r.env} | {r.notes}"]
+    if r.no_async:
+        comment.append(f"no /async_api/: {r.no_async}")
+    if rpy != python:
+        comment.append(f"Python {rpy}: this row needs Python {r.python}")
+    probe = f"import urllib.request; urllib.request.urlopen({probe_url(r)!r}, timeout=5)"
+    return comment, {
+        "profiles": [r.name],
+        "build": build(r.env, arg),
+        "image": image(r.env, arg),
+        "init": True,
+        "environment": row_environment(r, rpy),
+        "command": row_command(r, rpy),
+        "ports": [f"127.0.0.1:{var('SERVER_PORT', PORT)}:{PORT}"],
+        "healthcheck": {"test": ["CMD", "python", "-c", probe],
+                        "interval": "5s", "timeout": "10s", "retries": 3, "start_period": "120s"},
+        "depends_on": {"migrate": {"condition": "service_completed_successfully"}},
+    }
+
+
+def _locust(python: str, command: list, **extra) -> dict:
     rpy = runner_python(python)
-    results = ["../results:/app/results"]
-    load_env = {"TARGET": var("TARGET", DEFAULT_TARGET)}
-    out["locust-master"] = (["The load: the `bench` run of TARGET's row (its flow, I/O probe, scenario; LOAD_ARGS = bench's load",
-                             "options) with this container as Locust master. Waits for the row, checks the JSON contract,",
-                             "warms up, runs, writes results/<row>/<run-id>/ (meta.json, Locust CSVs, timings, report)."], {
+    return {
         "profiles": [LOAD_PROFILE],
         "build": build(RUNNER_GROUP, rpy),
         "image": image(RUNNER_GROUP, rpy),
         "init": True,
         "working_dir": CONTAINER_ROOT,
-        "environment": {"DATABASE_URL": DATABASE_URL},
-        "command": ["python", "-m", "asgibench.compose", "locust-master", load_env["TARGET"],
-                    "--expect-workers", var("LOCUST_WORKERS", DEFAULT_LOCUST_WORKERS),
-                    "--load-args=" + var("LOAD_ARGS", "")],  # "=": a value like "--async" is not an option
-        "volumes": results,
-        "stop_grace_period": "30s",
-        "depends_on": {PG_SERVICE: {"condition": "service_healthy"}},
-    })
-    out["locust-worker"] = (["Locust workers (LOCUST_WORKERS of them, or --scale locust-worker=N with the same LOCUST_WORKERS):",
-                             "the master sends them the run's options; they write timings.worker<i>.bin into its run folder."], {
-        "profiles": [LOAD_PROFILE],
-        "build": build(RUNNER_GROUP, rpy),
-        "image": image(RUNNER_GROUP, rpy),
-        "init": True,
-        "working_dir": CONTAINER_ROOT,
-        "command": ["locust", "-f", f"{CONTAINER_ROOT}/locustfiles/workload.py,{CONTAINER_ROOT}/locustfiles/shapes.py",
-                    "--worker", "--master-host", "locust-master", "--loglevel", "WARNING"],
-        "volumes": results,
-        "deploy": {"replicas": var("LOCUST_WORKERS", DEFAULT_LOCUST_WORKERS)},
-        "depends_on": {"locust-master": {"condition": "service_started"}},
-    })
+        "command": command,
+        "volumes": ["../results:/app/results"],
+        **extra,
+    }
+
+
+def services(python: str = DEFAULT_PYTHON) -> dict:
+    """name -> (comment lines, service mapping), in file order."""
+    workers = var("LOCUST_WORKERS", DEFAULT_LOCUST_WORKERS)
+    master = ["python", "-m", "asgibench.compose", "locust-master", var("TARGET", DEFAULT_TARGET),
+              "--expect-workers", workers,
+              "--load-args=" + var("LOAD_ARGS", "")]  # with "=": a value such as "--async" is not an option
+    files = ",".join(f"{CONTAINER_ROOT}/locustfiles/{f}" for f in ("workload.py", "shapes.py"))
+    out = {
+        PG_SERVICE: (["PostgreSQL with database.SETTINGS as PG_* variables (the original's shared_buffers and "
+                      "max_connections knobs), on 127.0.0.1:PG_PORT for the local runner too (DATABASE_URL)."],
+                     _postgres()),
+        "migrate": (["One-shot: Django's migrations and the deterministic seed (SCALE = `bench --scale`), in every "
+                     "row's profile but not in `load`, so starting the load never reseeds under a running server."],
+                    _migrate(python)),
+    }
+    for r in variants.VARIANTS:
+        out[r.name] = _row(r, python)
+    out["locust-master"] = (
+        ["The load: `bench TARGET LOAD_ARGS` with this container as Locust master (the row's flow, I/O probe and "
+         "scenario, as locally). Waits for the row, checks the JSON contract against the database, warms up, "
+         "runs, writes results/<row>/<run-id>/ (meta.json, Locust's CSVs and report, exact timings)."],
+        _locust(python, master, environment={"DATABASE_URL": DATABASE_URL}, stop_grace_period="30s",
+                depends_on={PG_SERVICE: {"condition": "service_healthy"}}))
+    out["locust-worker"] = (
+        ["LOCUST_WORKERS Locust workers (LOCUST_WORKERS also sizes --scale locust-worker=N): the master sends them "
+         "the run's options; they write timings.worker<i>.bin into its run folder."],
+        _locust(python, ["locust", "-f", files, "--worker", "--master-host", "locust-master", "--loglevel", "WARNING"],
+                deploy={"replicas": workers}, depends_on={"locust-master": {"condition": "service_started"}}))
     return out
 
 
@@ -325,23 +339,22 @@ def _emit(mapping: dict, indent: int) -> list[str]:
 
 def header(python: str) -> list[str]:
     safe = override_pythons(python)
-    rows = ", ".join(r.name for r in variants.VARIANTS)
     text = f"""\
 GENERATED by `python -m asgibench compose` (make compose) from the variant registry
 (asgibench/variants.py): do not edit by hand. tests/test_compose.py fails when this file and the
 registry differ. How to use it: compose/README.md.
 
-  docker compose -f compose/compose.yaml --profile <row> up -d     postgres, migrate+seed, the row
-  TARGET=<row> docker compose -f compose/compose.yaml --profile load up     the load (Locust master + workers)
+  docker compose -f compose/compose.yaml --profile <row> up -d            postgres, migrate + seed, the row
+  TARGET=<row> docker compose -f compose/compose.yaml --profile load up   Locust master + workers, results/
 
-Rows (one service and one profile each): {rows}.
-Variables (all optional; defaults = what `asgibench bench` uses):
-  PYTHON_VERSION ({python}; this file is valid for {", ".join(safe)}: same command lines and
-  environment; others: `python -m asgibench compose --python X.Y`), WORKERS (the row's workers;
-  {DEFAULT_WORKERS} for rows whose default is the CPU count), DB_CONN, POOL_SIZE, SCALE (1), SERVER_PORT (8000),
-  ALLOWED_HOSTS, PG_PORT (55432), {", ".join(f"{pg_var(k)} ({v})" for k, v in database.SETTINGS.items())},
-  TARGET ({DEFAULT_TARGET}), LOAD_ARGS (bench's load options, e.g. "--scenario io --users 20"),
-  LOCUST_WORKERS ({DEFAULT_LOCUST_WORKERS})."""
+Variables (all optional; the defaults are what `asgibench bench` uses):
+  PYTHON_VERSION {python} (valid here: {", ".join(safe)}, same command lines and environment; for another
+    Python generate a file: `python -m asgibench compose --python X.Y`)
+  WORKERS (the row's workers; {DEFAULT_WORKERS} where the row says "CPU count"), DB_CONN, POOL_SIZE,
+    SCALE 1, SERVER_PORT 8000, ALLOWED_HOSTS
+  PG_PORT 55432, {", ".join(f"{pg_var(k)} {v}" for k, v in database.SETTINGS.items())}
+  TARGET {DEFAULT_TARGET}, LOAD_ARGS (bench's load options, e.g. "--scenario io --users 20"),
+    LOCUST_WORKERS {DEFAULT_LOCUST_WORKERS}, APP_UID 1000 (owner of what Locust writes to results/)"""
     out = []
     for line in text.splitlines():
         out += _wrap_comment(line, "")
@@ -366,6 +379,7 @@ def _wrap_comment(text: str, pad: str) -> list[str]:
 def render(python: str = DEFAULT_PYTHON) -> str:
     """compose/compose.yaml's text: deterministic (no clock, host or CPU count in it)."""
     python = envs.parse_python(python)
+    envs.lock_file(MIGRATE_GROUP, python)  # a Python the django group is locked for (migrations, seed)
     lines = header(python) + ["", "name: asgibench", "", "services:"]
     for name, (comment, svc) in services(python).items():
         for c in comment:
@@ -390,7 +404,7 @@ def wait_ready(url: str, timeout: float, say=print) -> None:
         except (urllib.error.URLError, OSError) as e:
             last = str(getattr(e, "reason", e))
         if time.monotonic() - told > 15:
-            say(f"asgibench: waiting for {url} ({last})")
+            say(f"asgibench: waiting for {url} ({last})", flush=True)
             told = time.monotonic()
         time.sleep(1)
     raise AsgibenchError(f"{url} did not answer within {timeout:.0f}s ({last}): is the row up? "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import resource
 import signal
 import subprocess
@@ -46,6 +47,11 @@ class LoadPlan:
     io_seconds: float = 1.0
     bare_path: str = "/slowapi/slowapi/"  # BareGetUser (calibration): no checks at all
     processes: int = 1  # Locust --processes (1 = one process)
+    locust_workers: int = 0  # >0: a Locust master plus this many worker processes on this machine
+    remote_workers: int = 0  # workers the master also waits for from other machines (`asgibench worker`)
+    master_bind: str = "127.0.0.1"  # where the master listens for workers
+    master_port: int = 5557
+    arrival_rate: float = 0.0  # open model: iterations started per second over all users (0 = closed)
     warmup: float = 0.0  # seconds of load before the measured run, excluded (in-process, one process only)
     extra: list = field(default_factory=list)
 
@@ -58,6 +64,14 @@ class LoadPlan:
         if self.is_shape:
             return stages.total_seconds(self.scenario) * self.time_scale
         return self.duration
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.locust_workers or self.remote_workers)
+
+    @property
+    def single_process(self) -> bool:
+        return self.processes == 1 and not self.distributed
 
     @property
     def peak_users(self) -> int:
@@ -73,6 +87,13 @@ def default_spawn_rate(scenario: str, users: int) -> float:
     """Closed-model runs start their users over one second; the I/O scenario starts them all at
     once (a one-second ramp would cost a 10 s run a few percent of its efficiency)."""
     return float(max(users, 1)) * (100.0 if scenario == IO else 1.0)
+
+
+def worker_command(plan: LoadPlan, master_host: str) -> list[str]:
+    """A Locust worker: the master sends it the user class and every custom argument."""
+    files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else [])
+    return [str(locust_bin()), "-f", ",".join(files), "--worker", "--master-host", master_host,
+            "--master-port", str(plan.master_port), "--loglevel", "WARNING"]
 
 
 def locust_bin() -> Path:
@@ -95,10 +116,15 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
         cmd += ["--users", str(plan.users), "--spawn-rate", str(plan.spawn_rate)]
     if plan.processes != 1:
         cmd += ["--processes", str(plan.processes)]
+    if plan.distributed:
+        cmd += ["--master", "--master-bind-host", plan.master_bind, "--master-bind-port", str(plan.master_port),
+                "--expect-workers", str(plan.locust_workers + plan.remote_workers)]
     if not headless:
         return cmd + ["--web-host", "127.0.0.1", "--web-port", "8089"] + plan.extra
     if plan.warmup:
         cmd += ["--warmup-seconds", str(plan.warmup)]
+    if plan.arrival_rate:
+        cmd += ["--arrival-rate", str(plan.arrival_rate)]
     if not plan.is_shape:
         cmd += ["--run-time", f"{max(1, round(plan.seconds + plan.warmup))}s"]
     cmd += ["--headless", "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0"]
@@ -126,8 +152,11 @@ def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup:
     out.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    proc = procs.spawn(command(plan, host, out, warmup=warmup), log_path=out / "locust.out", cwd=ROOT,
-                       env={"PYTHONPATH": str(ROOT / "services")}, cpus=cpus)
+    env = {"PYTHONPATH": str(ROOT / "services")}
+    proc = procs.spawn(command(plan, host, out, warmup=warmup), log_path=out / "locust.out", cwd=ROOT, env=env,
+                       cpus=cpus)
+    workers = [procs.spawn(worker_command(plan, "127.0.0.1"), log_path=out / f"locust-worker{i}.out", cwd=ROOT,
+                           env=env, cpus=cpus) for i in range(plan.locust_workers)]
     hard_limit = plan.seconds + plan.warmup + 90  # every load run is bounded: Locust stops itself long before this
     interrupted = died = False
     started = None  # the measured run starts when Locust writes its first stats (after its imports)
@@ -153,6 +182,9 @@ def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup:
             # SIGTERM makes Locust shut down cleanly: it still writes its CSV, HTML and JSON reports.
             procs.stop(proc, grace=15, sig=signal.SIGTERM)
         _reap(proc)
+        for w in workers:  # the master told them to quit; make sure they did
+            procs.stop(w, grace=10, sig=signal.SIGTERM)
+            _reap(w)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return LoadResult(proc.returncode, time.monotonic() - t0, cpu, interrupted, died)
@@ -183,12 +215,24 @@ def read_totals(out: Path) -> dict:
     return tot
 
 
+def open_model_users(rate: float) -> int:
+    """Enough users for an arrival rate: each can absorb up to 2 s of iteration latency."""
+    return max(10, min(1000, math.ceil(rate * 2)))
+
+
 def validate(plan: LoadPlan) -> None:
+    if plan.arrival_rate and plan.is_shape:
+        raise UsageError("--arrival-rate is an open model of its own: use it with the constant or io scenario")
+    if plan.distributed and plan.processes != 1:
+        raise UsageError("--processes and --locust-workers are two ways to the same thing: pick one")
     if plan.scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {plan.scenario!r} (choose from {', '.join(SCENARIOS)})")
     for name, value, low, high in (("users", plan.users, 1, 10000), ("spawn rate", plan.spawn_rate, 0.01, 10000),
                                    ("duration", plan.duration, 1, 24 * 3600), ("time scale", plan.time_scale, 0.001, 100),
-                                   ("io seconds", plan.io_seconds, 0, 5), ("processes", plan.processes, -1, 256)):
+                                   ("io seconds", plan.io_seconds, 0, 5), ("processes", plan.processes, -1, 256),
+                                   ("arrival rate", plan.arrival_rate, 0, 100000),
+                                   ("locust workers", plan.locust_workers, 0, 256),
+                                   ("remote workers", plan.remote_workers, 0, 1024)):
         if not (low <= value <= high):
             raise UsageError(f"{name} must be between {low} and {high}, got {value}")
 

@@ -75,7 +75,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import re
 import statistics
@@ -231,7 +230,7 @@ def load_trial(run_dir: Path) -> Trial | None:
 
 # -- groups ----------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)
 class Group:
     matrix_id: str
     variant: str
@@ -774,8 +773,29 @@ def _findings(rows: list[Group], ceiling, out_dir: Path) -> list[str]:
         bests.append(f"{FAMILY_TITLES.get(fam, fam)}: **{top.label}** {_num(top.row['rps_median'])} req/s")
     L.append("- Best row per family (median req/s): " + "; ".join(bests) + ".")
     overall = max(live, key=lambda g: g.row["rps_median"])
+    is_io = any(g.row.get("efficiency") is not None for g in live)
     non_ref = [g for g in live if g.family != "reference"]
-    if non_ref:
+    tops = {fam: max(gs, key=lambda g: g.row["rps_median"]) for fam, gs in by_family.items()}
+    if not is_io and "wsgi" in tops:
+        w = tops["wsgi"]
+        for fam in ("asgi", "fastapi"):
+            if fam in tops:
+                o = tops[fam]
+                L.append(f"- Best {FAMILY_TITLES[fam]} row vs best WSGI row: {o.label} serves "
+                         f"{o.row['rps_median'] / w.row['rps_median']:.2f}× the req/s of {w.label}, "
+                         f"p95 {_num(o.row['p95_ms'])} vs {_num(w.row['p95_ms'])} ms"
+                         + (" (different flows: compare with care)" if o.flow != w.flow else "") + ".")
+    for g in live:
+        if "+async" not in g.flow:
+            continue
+        twin = [h for h in live if h.variant == g.variant and h.flow == g.flow.replace("+async", "")
+                and h.config == g.config]
+        if twin:
+            h = twin[0]
+            L.append(f"- Django async views on {g.variant}: {g.row['rps_median'] / h.row['rps_median']:.2f}× the req/s "
+                     f"of its sync views ({_num(g.row['rps_median'])} vs {_num(h.row['rps_median'])}), p95 "
+                     f"{_num(g.row['p95_ms'])} vs {_num(h.row['p95_ms'])} ms.")
+    if non_ref and not is_io:
         top = max(non_ref, key=lambda g: g.row["rps_median"])
         slow = min(non_ref, key=lambda g: g.row["rps_median"])
         if top is not slow and top.row["rps_median"] >= 1.1 * slow.row["rps_median"]:
@@ -801,6 +821,11 @@ def _findings(rows: list[Group], ceiling, out_dir: Path) -> list[str]:
         def names(gs):
             return ", ".join(f"{g.label} ({g.row['efficiency']:.2f})" for g in sorted(gs, key=lambda g: g.row["efficiency"]))
 
+        fams = []
+        for fam in sorted({g.family for g in effs}, key=_family_order):
+            n = [g for g in effs if g.family == fam]
+            fams.append(f"{FAMILY_TITLES.get(fam, fam)} {sum(g.row['efficiency'] < SERIALISES_BELOW for g in n)} of {len(n)}")
+        L.append("- Rows that serialise I/O, per family: " + ", ".join(fams) + ".")
         if ser:
             L.append(f"- **Serialises I/O** (efficiency < {SERIALISES_BELOW}: waiting requests queue behind each other, "
                      f"as the original study saw with 1.65 of 10 req/s): {names(ser)}.")
@@ -919,6 +944,11 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             fams = [f for f in FAMILIES + ("?",) if any(g.family == f for g in order)]
             return [Patch(color=FAMILY_COLOURS[f], label=FAMILY_TITLES.get(f, "other")) for f in fams] + list(extra)
 
+        def family_separators(ax):
+            for i in range(1, len(order)):
+                if order[i].family != order[i - 1].family:
+                    ax.axhline(i - 0.5, color="black", lw=0.6, alpha=0.5)
+
         rps = [g.row["rps_median"] for g in order]
         if any(r for r in rps if r):
             fig, ax = plt.subplots(figsize=(10, height))
@@ -933,8 +963,8 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
                     bar.set_edgecolor("black")
                 cv = g.row["rps_cv_pct"]
                 note = f"{_num(g.row['rps_median'])}" + ("" if cv is None else f"  CV {cv:.1f}%")
-                note += "  UNSTABLE" if g.row["unstable"] else ""
-                note += "  generator-bound" if g.row["generator_bound"] else ""
+                note += " (unstable)" if g.row["unstable"] else ""
+                note += "  gen-bound" if g.row["generator_bound"] else ""
                 ax.text(bar.get_width() + (g.row["rps_stdev"] or 0) + xmax * 0.01, bar.get_y() + bar.get_height() / 2,
                         note, va="center", fontsize=8)
             if any(g.row["generator_bound"] for g in order):
@@ -944,7 +974,8 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
                 ax.axvline(ceil, color="crimson", ls="--", lw=1.2)
                 extra.append(plt.Line2D([], [], color="crimson", ls="--", label=f"raw ceiling: {lbl} ({_num(ceil)})"))
             ax.set_yticks(range(len(order)), labels, fontsize=9)
-            ax.set_xlim(0, xmax * 1.35 if xmax else 1)
+            ax.set_xlim(0, xmax * 1.75 if xmax else 1)
+            family_separators(ax)
             ax.set_xlabel("median req/s over trials (error bar: ±1 standard deviation)")
             ax.set_title(f"Throughput per row — {title}", fontsize=11)
             ax.grid(axis="x", alpha=0.3)
@@ -968,6 +999,7 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             top = max((t or 0) for trio in lat for t in trio)
             ax.set_xlim(0, top * 1.55 if top else 1)
             ax.set_yticks(range(len(order)), labels, fontsize=9)
+            family_separators(ax)
             ax.set_xlabel("response time, ms (bars top to bottom: p50, p95, p99; median over trials)")
             ax.set_title(f"Latency percentiles per row — {title}", fontsize=11)
             ax.grid(axis="x", alpha=0.3)
@@ -981,15 +1013,16 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             ax.barh(range(len(order)), [e or 0 for e in eff], color=colours)
             for i, (g, e) in enumerate(zip(order, eff)):
                 if e is not None:
-                    ax.text(e + 0.01 if e < 0.8 else max(e, 1.0) + 0.01, i, f"{e:.2f}  ({_num(g.row['rps_median'])} of {_num(g.row['ideal_rps'])} req/s)",
+                    ax.text(max(e, 1.0) + 0.02, i, f"{e:.2f}  ({_num(g.row['rps_median'])} of {_num(g.row['ideal_rps'])} req/s)",
                             va="center", fontsize=8)
             ax.axvline(1.0, color="black", lw=1.2)
             ax.axvline(SERIALISES_BELOW, color="crimson", ls=":", lw=1)
             ax.text(1.0, len(order) - 0.4, " fully concurrent", fontsize=8, va="bottom")
             ax.text(SERIALISES_BELOW, len(order) - 0.4, " serialises below", fontsize=8, va="bottom", color="crimson")
-            ax.set_xlim(0, max(1.45, max(e or 0 for e in eff) + 0.45))
+            ax.set_xlim(0, max(1.5, max(e or 0 for e in eff) + 0.5))
             ax.set_ylim(-0.6, len(order) + 0.2)
             ax.set_yticks(range(len(order)), labels, fontsize=9)
+            family_separators(ax)
             ax.set_xlabel("concurrency efficiency = achieved req/s ÷ (users / seconds per request)")
             ax.set_title(f"I/O concurrency per row — {title}", fontsize=11)
             ax.grid(axis="x", alpha=0.3)
@@ -1001,19 +1034,27 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             series = [(g, ramp_series(_median_trial(g).path)) for g in rows]
             series = [(g, s) for g, s in series if s]
             if series:
-                fig, (ax, axu) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
-                                              gridspec_kw={"height_ratios": [3, 1]})
-                cmap = plt.get_cmap("tab20")
+                fams = [f for f in FAMILIES + ("?",) if any(g.family == f or (f == "?" and g.family not in FAMILIES)
+                                                             for g, _ in series)]
+                fig, axes = plt.subplots(len(fams) + 1, 1, figsize=(11, 2.8 * len(fams) + 1.8), sharex=True,
+                                         gridspec_kw={"height_ratios": [3] * len(fams) + [1.3]}, squeeze=False)
+                axes = [a[0] for a in axes]
+                cmap = plt.get_cmap("tab10")
                 longest = max(len(s[0]) for _, s in series)
                 window = 5 if longest > 30 else 1
-                for i, (g, (xs, us, rs)) in enumerate(series):
-                    c = cmap(i % 20)
-                    ax.plot(xs, _smooth(rs, window), color=c, lw=1.5, label=g.label)
-                    axu.plot(xs, us, color=c, lw=1)
-                ax.set_ylabel("req/s" + (f" ({window}-sample mean)" if window > 1 else ""))
-                ax.set_title(f"Throughput as users ramp — {title} (median trial per row; FLOW excluded)", fontsize=11)
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+                axu = axes[-1]
+                for ax, fam in zip(axes, fams):
+                    mine = [(g, s) for g, s in series if g.family == fam or (fam == "?" and g.family not in FAMILIES)]
+                    for i, (g, (xs, us, rs)) in enumerate(mine):
+                        ax.plot(xs, _smooth(rs, window), color=cmap(i % 10), ls=("-", "--", ":")[i // 10 % 3],
+                                lw=1.5, label=g.label)
+                    ax.set_ylabel(f"{FAMILY_TITLES.get(fam, 'other')}\nreq/s")
+                    ax.grid(alpha=0.3)
+                    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+                for g, (xs, us, rs) in series:
+                    axu.plot(xs, us, color="dimgray", lw=1, alpha=0.6)
+                axes[0].set_title(f"Throughput as users ramp — {title} (median trial per row; FLOW excluded"
+                                  + (f"; {window}-sample mean" if window > 1 else "") + ")", fontsize=11)
                 axu.set_ylabel("users")
                 axu.set_xlabel("seconds since the measured run started")
                 axu.grid(alpha=0.3)

@@ -10,11 +10,15 @@ server death and Ctrl-C.
 """
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 import sys
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from asgibench import contract, database, envs, loadgen, procs, results, variants
 from asgibench.errors import RunError, UsageError
@@ -46,6 +50,7 @@ class BenchOptions:
     keep_db: bool = False
     flow_requested: str | None = None  # what the user asked for (async, slowapi...), for refusals
     port: int | None = None  # server port; default a free one
+    target: str | None = None  # --target: an external server (contract check + load only)
     results_root: Path | None = None
     cpus: dict = field(default_factory=dict)  # {"server": {0}, "locust": {1}, "db": {0}}
     quiet: bool = False
@@ -111,16 +116,56 @@ def resolve_db_conn(variant, opts: BenchOptions, env) -> tuple[str, str]:
 
 @dataclass
 class Stack:
-    """A verified server on a prepared database, ready for load (shared by bench, ui and verify)."""
+    """A verified server on a prepared database, ready for load (shared by bench, ui and verify).
+    For --target, the server is someone else's: env and spec are None."""
 
     variant: variants.Variant
-    env: envs.Env
+    env: envs.Env | None
     db: database.Database
-    server: Server
-    spec: ServerSpec
-    seed: dict
+    server: "Server | ExternalServer"
+    spec: ServerSpec | None
+    seed: dict | None
     db_conn_why: str
     contract: contract.ContractReport
+
+    @property
+    def base_url(self) -> str:
+        return self.spec.base_url if self.spec else self.server.base_url
+
+
+class ExternalServer:
+    """A server asgibench did not start (--target): alive while it accepts connections."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+        u = urlsplit(self.base_url)
+        self.host, self.port = u.hostname, u.port or 80
+
+    def alive(self) -> bool:
+        try:
+            socket.create_connection((self.host, self.port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def pids(self) -> list[int]:
+        return []
+
+    def log_tail(self) -> str:
+        return f"{self.base_url} stopped accepting connections"
+
+
+def check_target(target: str, allow_remote: bool) -> str:
+    u = urlsplit(target)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise UsageError(f"--target must be a URL like http://127.0.0.1:8000, got {target!r}")
+    try:
+        loopback = ipaddress.ip_address(socket.gethostbyname(u.hostname)).is_loopback
+    except (OSError, ValueError):
+        loopback = False
+    if not loopback and not allow_remote:
+        raise UsageError(f"--target {u.hostname} is not a loopback address: add --allow-remote to load another host")
+    return target.rstrip("/")
 
 
 def validate(opts: BenchOptions) -> tuple[variants.Variant, str]:
@@ -136,6 +181,8 @@ def validate(opts: BenchOptions) -> tuple[variants.Variant, str]:
 
 def bring_up(opts: BenchOptions, stack: ExitStack, server_log: Path) -> Stack:
     variant, python = validate(opts)
+    if opts.target:
+        return _external(opts, variant)
     _say(opts, f"env: {variant.env} on Python {python}")
     env = envs.ensure(variant.env, python)
     django_env = env if variant.env == "django" else envs.ensure("django", python)
@@ -229,13 +276,13 @@ def measure(st: Stack, opts: BenchOptions, plan: loadgen.LoadPlan, run_dir: Path
     results.write_meta(run_dir, meta)
     contract.require(st.contract, variant.name)
     _say(opts, f"contract: {len(st.contract.checks)} checks passed")
-    if opts.warmup > 0 and (plan.processes != 1 or plan.is_shape):
+    if opts.warmup > 0 and (not plan.single_process or plan.is_shape):
         # Several Locust processes (or a shape, which owns the clock): a separate warm-up run.
         _say(opts, f"warm-up: {opts.warmup:.0f}s (excluded from results)")
         warm = loadgen.LoadPlan(**{**plan.__dict__, "scenario": loadgen.CONSTANT,
                                    "users": plan.peak_users if plan.flow != "io" else plan.users,
                                    "duration": opts.warmup, "spawn_rate": 1000.0})
-        w = loadgen.run(warm, st.spec.base_url, run_dir / "warmup", server=st.server,
+        w = loadgen.run(warm, st.base_url, run_dir / "warmup", server=st.server,
                         cpus=opts.cpus.get("locust"), warmup=True)
         if w.interrupted:
             raise KeyboardInterrupt
@@ -255,13 +302,15 @@ def measure(st: Stack, opts: BenchOptions, plan: loadgen.LoadPlan, run_dir: Path
             for meter in (server_cpu, db_cpu, backends):
                 meter.restart()
 
-        res = loadgen.run(plan, st.spec.base_url, run_dir, server=st.server, cpus=opts.cpus.get("locust"),
+        res = loadgen.run(plan, st.base_url, run_dir, server=st.server, cpus=opts.cpus.get("locust"),
                           progress=None if opts.quiet else _Progress(), on_measure_start=measured_from_now)
     if not opts.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
     summary = results.summarize(run_dir)
     if plan.flow == "io":
         summary["concurrency"] = concurrency(summary, plan)
+    if plan.arrival_rate:
+        summary["open_model"] = open_model(summary, plan)
     generator = {**_generator(run_dir),
                  "process_cpu_seconds_incl_startup": round(res.generator_cpu_seconds, 3),
                  "locust_exit_code": res.exit_code, "wall_seconds_incl_startup": round(res.wall_seconds, 3),
@@ -301,6 +350,22 @@ def generator_bound(generator: dict, summary: dict) -> dict:
             "calibrated_ceiling_rps": ceiling["ceiling_rps"] if ceiling else None}
 
 
+def _external(opts: BenchOptions, variant) -> Stack:
+    """--target: no env, no server of ours; the contract is checked against DATABASE_URL, the
+    database the target serves from (never migrated or seeded by us)."""
+    if not os.environ.get("DATABASE_URL"):
+        raise UsageError("--target needs DATABASE_URL: the database the target serves from (the contract check "
+                         "compares the target's JSON with it)")
+    db = database.open_database()
+    server = ExternalServer(opts.target)
+    if not server.alive():
+        raise RunError(f"target {opts.target} does not accept connections")
+    _say(opts, f"server: external {opts.target} (not started by asgibench)")
+    with db.connect() as conn:
+        report = contract.verify(variant, server.base_url, conn)
+    return Stack(variant, None, db, server, None, None, "external server", report)
+
+
 def _finish(run_dir: Path, meta: dict) -> None:
     meta["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     meta["machine_after"] = {"loadavg": results.machine()["loadavg"]}
@@ -310,13 +375,17 @@ def _finish(run_dir: Path, meta: dict) -> None:
 
 
 def _stack_meta(st: Stack, opts: BenchOptions) -> dict:
+    runner = {"python": envs.current_python(), "packages": _runner_packages()}
+    if st.spec is None:
+        return {"runner": runner, "server": {"external": True, "url": st.base_url},
+                "database": st.db.describe(), "contract": st.contract.as_dict()}
     return {
         "python": st.env.python_version,
         "env": {"group": st.env.group, "path": str(st.env.path), "packages": st.env.packages},
-        "runner": {"python": envs.current_python(), "locust": _runner_packages()},
-        "server": {"command": st.spec.command(), "workers": st.spec.workers, "port": st.spec.port,
+        "runner": runner,
+        "server": {"external": False, "command": st.spec.command(), "workers": st.spec.workers, "port": st.spec.port,
                    "db_conn": st.spec.db_conn, "db_conn_source": st.db_conn_why,
-                   "pool_size_per_worker": st.spec.pool_size if st.spec.db_conn == "pool" else None,
+                   "pool_size_per_worker": st.spec.pool_size if st.spec.db_conn == "pool" or st.variant.own_pool else None,
                    "pg_driver": st.variant.pg_driver},
         "database": {**st.db.describe(), "seed": st.seed},
         "contract": st.contract.as_dict(),
@@ -346,6 +415,16 @@ def _generator(run_dir: Path) -> dict:
         "processes": len(data),
         "per_process": data,
     }
+
+
+def open_model(summary: dict, plan: loadgen.LoadPlan) -> dict:
+    """Did the fixed arrival rate hold? If the users could not absorb the latency, fewer iterations
+    started than asked and the latency figures are no longer those of an open model."""
+    seconds = summary.get("seconds") or 0
+    done = summary.get("flow", {}).get("iterations") or summary.get("requests", 0)
+    achieved = done / seconds if seconds else 0.0
+    return {"target_per_s": plan.arrival_rate, "achieved_per_s": round(achieved, 2), "users": plan.users,
+            "held": achieved >= 0.95 * plan.arrival_rate}
 
 
 def concurrency(summary: dict, plan: loadgen.LoadPlan) -> dict:

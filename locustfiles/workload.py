@@ -83,7 +83,7 @@ import json
 import time
 from urllib.parse import quote, urlencode, urlsplit
 
-from locust import constant, events, task
+from locust import constant, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 import benchcontract
@@ -113,6 +113,7 @@ DEFAULTS = {
     "admin_username": benchcontract.ADMIN_USERNAME,
     "admin_password": benchcontract.ADMIN_PASSWORD,
     "full_json_every": 100,
+    "arrival_rate": 0.0,
 }
 
 
@@ -135,6 +136,9 @@ def _add_arguments(parser, **_kw):
                         help="Django admin user of the login steps (default: benchcontract.ADMIN_USERNAME)")
     parser.add_argument("--admin-password", default=DEFAULTS["admin_password"], env_var="LOCUST_ADMIN_PASSWORD",
                         is_secret=True, help="its password (default: benchcontract.ADMIN_PASSWORD)")
+    parser.add_argument("--arrival-rate", type=float, default=DEFAULTS["arrival_rate"], env_var="LOCUST_ARRIVAL_RATE",
+                        help="open model: iterations per second over all --users (each user paces at rate/users "
+                             "with constant_throughput); 0 = closed model, no think time")
     parser.add_argument("--full-json-every", type=int, default=DEFAULTS["full_json_every"],
                         env_var="LOCUST_FULL_JSON_EVERY",
                         help="list pages: parse the whole JSON on a user's 1st and every Nth response of each "
@@ -184,7 +188,16 @@ def _status_failure(resp, expected=200) -> str:
 
 class _CheckedUser(FastHttpUser):
     abstract = True
-    wait_time = constant(0)
+
+    def wait_time(self):
+        """Closed model (default): no think time, like k6's iteration loop. Open model
+        (--arrival-rate R): each of the N users paces its iterations at R/N per second, so R
+        iterations start per second as long as N users are enough to absorb the latency."""
+        rate = self.opts["arrival_rate"] if hasattr(self, "opts") else 0
+        if not rate:
+            return 0
+        users = getattr(self.environment.parsed_options, "num_users", None) or 1
+        return constant_throughput(rate / users)(self)
 
     def __init__(self, environment):
         super().__init__(environment)
