@@ -1,0 +1,34 @@
+"""The PYTHON knob: the same rows on the oldest and newest interpreters the locks cover, each env
+built from its own locked pins (Django 4.2 LTS on 3.8, Django 6.x on 3.13)."""
+import pytest
+
+from asgibench import envs
+from asgibench.errors import UsageError
+from conftest import cli, meta_of, only_run_dir
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("python", ["3.8", "3.13"])
+@pytest.mark.parametrize("row", ["gunicorn-eventlet", "uvicorn"])
+def test_row_on_python(row, python, db, results_dir):
+    try:
+        envs.find_interpreter(python)
+    except UsageError as e:
+        pytest.skip(str(e))
+    res = cli("bench", row, "--python", python, "--users", "3", "--duration", "3s", "--warmup", "0",
+              results=results_dir, timeout=400)
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = meta_of(only_run_dir(results_dir, row))
+    assert meta["python"] == python
+    assert meta["summary"]["requests"] > 0 and meta["summary"]["failures"] == 0
+    django = meta["env"]["packages"]["django"]
+    assert django.startswith("4.2.") if python == "3.8" else int(django.split(".")[0]) >= 5
+    if row == "uvicorn" and python == "3.8":
+        # Django 4.2 has no connection pool: the row's default falls back, and says so
+        assert meta["server"]["db_conn"] == "persistent" and "needs Django >= 5.1" in meta["server"]["db_conn_source"]
+
+
+def test_row_refused_on_a_python_it_cannot_run_on(tmp_path):
+    res = cli("bench", "fastapi-tortoise", "--python", "3.8", results=tmp_path)
+    assert res.returncode == 2 and "fastapi-tortoise needs Python >=3.10, asked for 3.8" in res.stderr
