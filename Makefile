@@ -22,9 +22,9 @@ ASGIBENCH := $(RUNNER) -m asgibench
 BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WORKERS)) \
   $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
   $(if $(DB_CONN),--db-conn $(DB_CONN)) $(if $(ASYNC),--async) $(if $(SLOWAPI),--with-slowapi) \
-  $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(ARGS)
+  $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) $(ARGS)
 
-.PHONY: help setup test lint lock db-start db-stop db-status clean-envs
+.PHONY: help setup test lint lock db-start db-stop db-status clean-envs calibrate matrix report compose
 
 $(CURDIR)/.tools/bin/uv:
 	$(BOOT_PYTHON) -m venv .tools
@@ -57,6 +57,16 @@ verify-%: $(RUNNER)
 
 env-%: $(RUNNER)
 	@$(ASGIBENCH) env $* $(if $(PYTHON),--python $(PYTHON))
+
+calibrate: $(RUNNER) ## how fast Locust itself goes on this machine (results/calibration.json)
+	@$(ASGIBENCH) calibrate
+
+matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume)
+	@$(ASGIBENCH) matrix $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(TRIALS),--trials $(TRIALS)) \
+	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
+
+report: $(RUNNER) ## results/report.md, summary.csv and charts from the runs (RUN_IDS=... to choose)
+	@$(ASGIBENCH) report $(RUN_IDS)
 
 db-start: $(RUNNER)
 	@$(ASGIBENCH) db start
