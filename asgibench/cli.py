@@ -188,8 +188,10 @@ def print_trials(summaries: list) -> None:
     """Median and coefficient of variation over trials (CV > 5% is called out)."""
     import statistics
 
+    from asgibench import report
+
     rps = [s["rps"] for s in summaries]
-    cv = statistics.pstdev(rps) / statistics.mean(rps) if len(rps) > 1 and statistics.mean(rps) else 0.0
+    cv = (report.cv_pct(rps) or 0.0) / 100  # sample stdev / mean, as the report
     p95 = [s.get("exact_percentiles_ms", {}).get("p95") for s in summaries]
     p95 = [x for x in p95 if x is not None]
     print(f"{len(rps)} trials: median {statistics.median(rps):.1f} req/s, CV {100 * cv:.1f}%"
@@ -381,6 +383,11 @@ def parser() -> argparse.ArgumentParser:
     mp.add_argument("--python")
     mp.add_argument("--id", help="matrix id; an existing id resumes that matrix")
     mp.set_defaults(fn=cmd_matrix)
+    from asgibench import report
+
+    rp = sub.add_parser("report", help="results/report.md, summary.csv and charts from runs")
+    report.add_arguments(rp)
+    rp.set_defaults(fn=report.cmd_report)
     wp = sub.add_parser("worker", help="a Locust worker joining a master on another machine")
     wp.add_argument("--master", required=True, help="host of the `bench ... --remote-workers N` master")
     wp.add_argument("--master-port", type=_number(int), default=5557)

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from asgibench import database, envs, loadgen, results, run, variants
+from asgibench import database, envs, loadgen, report, results, run, variants
 from asgibench.errors import RunError, UsageError
 
 SCENARIOS = ("cpu", "io")  # cpu: the row's default flow, constant users; io: the I/O probe
@@ -183,7 +183,7 @@ class Matrix:
         print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'p95 ms':>8s} {'eff.':>6s}")
         for (row, scenario), metas in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             rps = [m["summary"]["rps"] for m in metas]
-            cv = statistics.pstdev(rps) / statistics.mean(rps) if len(rps) > 1 and statistics.mean(rps) else 0.0
+            cv = (report.cv_pct(rps) or 0.0) / 100  # the report's definition (sample stdev / mean)
             p95 = statistics.median([m["summary"].get("exact_percentiles_ms", {}).get("p95") or 0 for m in metas])
             effs = [m["summary"].get("concurrency", {}).get("efficiency") for m in metas]
             effs = [e for e in effs if e is not None]

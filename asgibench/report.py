@@ -10,8 +10,8 @@ runs make the figures; interrupted / failed / server-died runs are listed, never
 Grouping. A *group* (one row of summary.csv, one line of the headline table) is every trial of
 (matrix id or "ad-hoc", variant, scenario, flow, load settings): the flow is the Locust user class
 plus `+async` (/async_api/) and `+slowapi` / `slowapi-only`; the load settings are peak users, run
-length, --io-seconds (io), --time-scale (ramps), workers, database connection strategy, Python and
-Locust processes — ad-hoc runs made with different settings are never mixed into one median. A
+length, --io-seconds (io), --time-scale (ramps), workers, database connection strategy, Python, and
+Locust processes / workers — ad-hoc runs made with different settings are never mixed into one median. A
 *section* is (matrix id, scenario): one table and one set of charts; rows of different sections are
 not compared with each other.
 
@@ -29,7 +29,8 @@ summary.csv columns (stable; empty cell = not applicable / not measured):
   variant            registry row name
   family             wsgi | asgi | fastapi | reference
   server             server of the row (gunicorn, uvicorn, ...), worker class after a colon
-  flow               original | api | io, plus "+async", "+slowapi", "slowapi-only"
+  flow               original | api | io, plus "+async", "+slowapi", "slowapi-only", "+open@R/s" (open model,
+                     --arrival-rate R)
   users              peak Locust users
   seconds            planned measured seconds per trial
   io_seconds         seconds each io-scenario request waits in PostgreSQL (io only)
@@ -97,6 +98,7 @@ SERIALISES_BELOW = 0.5  # concurrency efficiency below this: the row serialises 
 CONCURRENT_FROM = 0.9  # at or above this: concurrent
 GEN_CPU_BOUND_PCT = 90.0  # derived generator-bound rule (when meta has no "bound" flag)
 GEN_CEILING_FRACTION = 0.5
+LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8, "borderaxespad": 0}
 
 CSV_COLUMNS = (
     "section", "matrix_id", "scenario", "row", "variant", "family", "server", "flow", "users", "seconds",
@@ -191,13 +193,13 @@ class Trial:
 
 
 def flow_label(plan: dict) -> str:
-    flow = plan.get("flow") or "?"
-    if plan.get("only_slowapi"):
-        return "slowapi-only"
+    flow = "slowapi-only" if plan.get("only_slowapi") else (plan.get("flow") or "?")
     if plan.get("api_prefix") == "/async_api/" and flow != "io":
         flow += "+async"
     if plan.get("with_slowapi"):
         flow += "+slowapi"
+    if plan.get("arrival_rate"):  # open model: a fixed rate of iterations, not as-fast-as-possible users
+        flow += f"+open@{_fmt_cfg(plan['arrival_rate'])}/s"
     return flow
 
 
@@ -214,6 +216,7 @@ def config_of(t: Trial) -> dict:
         "db_conn": server.get("db_conn"),
         "python": t.meta.get("python"),
         "processes": plan.get("processes", 1),
+        "locust_workers": plan.get("locust_workers", 0) + plan.get("remote_workers", 0),
     }
 
 
@@ -299,12 +302,11 @@ def _label(groups: list[Group]) -> None:
         default_flow = "original" if "admin" in serves else "api"
         quals = []
         base = g.flow.split("+")[0]
-        if g.flow == "slowapi-only":
+        if base == "slowapi-only":
             quals.append("slowapi-only")
-        else:
-            if base not in (default_flow, "io"):
-                quals.append(f"{base} flow")
-            quals += [q for q in g.flow.split("+")[1:]]
+        elif base not in (default_flow, "io"):
+            quals.append(f"{base} flow")
+        quals += g.flow.split("+")[1:]
         g.label = g.variant + (f" ({', '.join(quals)})" if quals else "")
     by_label: dict[tuple, list[Group]] = {}
     for g in groups:
@@ -453,7 +455,8 @@ def resolve_run_ids(ids, results_root: Path) -> list[Path]:
             found = [t.path for t in every if t.matrix_id == rid]
             found = found or [t.path for t in every if t.path.name == rid]
         if not found:
-            raise UsageError(f"no run matches {rid!r}: give a matrix id, a run folder, or a run name under {results_root}")
+            raise UsageError(f"no run matches {rid!r}: give a matrix id, a run folder, "
+                             f"or a run name under {results_root}")
         out += [f for f in found if f.resolve() not in {o.resolve() for o in out}]
     return out
 
@@ -593,12 +596,13 @@ def _table(rows: list[Group], best, out_dir: Path) -> list[str]:
             family = g.family
             lines.append(f"| **{FAMILY_TITLES.get(family, family)}** |" + " |" * (len(head) - 1))
         if not g.trials:
-            cells = [g.label, g.family, g.flow, "no completed trial", "", "", ""] + [""] * (len(head) - 10)
+            cells = [g.label, g.family, g.flow, "no completed trial", "", "", ""] + [""] * (len(head) - 11)
             cells += ["", "0", "", _link_runs(g, out_dir)]
             lines.append("| " + " | ".join(cells) + " |")
             continue
         mark = "" if r["latency_source"] == "exact" else " †"
-        cv = "–" if r["rps_cv_pct"] is None else f"{r['rps_cv_pct']:.1f}%" + (" ⚠ unstable" if r["unstable"] else "")
+        cv = "–" if r["rps_cv_pct"] is None else \
+            f"{r['rps_cv_pct']:.1f}%" + (" ⚠ unstable" if r["unstable"] else "")
         cells = [g.label, g.family, g.flow, _num(r["rps_median"]), cv, _num(r["p95_ms"]) + mark,
                  f"{_num(r['p50_ms'])} / {_num(r['p99_ms'])}{mark}"]
         if io:
@@ -709,7 +713,7 @@ def render_markdown(groups, best, chart_files, out_dir: Path, calib, trials) -> 
                  "generator-bound is judged from the generator's CPU only.")
     for m in _matrix_lines(trials):
         L.append(f"- {m}")
-    L += ["", "How to read the tables: **median req/s** over the trials (HTTP requests only; the whole-flow "
+    L += ["", ("How to read the tables: **median req/s** over the trials (HTTP requests only; the whole-flow "
           "`FLOW` entry is not a request); **CV** = standard deviation / mean of the trials' req/s, above "
           f"{UNSTABLE_CV_PCT:.0f}% the figure is flagged unstable; **p95** is exact (every response time), † marks "
           "Locust's bucketed percentiles where exact timings were missing; **concurrency efficiency** (I/O "
@@ -719,7 +723,7 @@ def render_markdown(groups, best, chart_files, out_dir: Path, calib, trials) -> 
           f"{GEN_CPU_BOUND_PCT:.0f}% of a core, or req/s above half the calibrated ceiling): read such a figure "
           "as a lower bound. Rows run their registry default flow: Django rows the original flow (admin login + "
           "two API pages), rows without Django's admin the API-only flow. Each run link opens the run folder "
-          "(meta.json, Locust CSVs, logs).", ""]
+          "(meta.json, Locust CSVs, logs)."), ""]
     secs = _sections(groups)
     for section, rows in secs.items():
         L += [f"## {_section_title(section, rows)}", ""]
@@ -740,7 +744,8 @@ def render_markdown(groups, best, chart_files, out_dir: Path, calib, trials) -> 
         L += ["## Runs left out of the figures", ""]
         for g, t in excluded:
             why = t.meta.get("error") or ""
-            L.append(f"- {g.label} ({g.scenario}): **{t.status}** — [{_rel(t.path, out_dir)}]({_rel(t.path, out_dir)}/)"
+            rel = _rel(t.path, out_dir)
+            L.append(f"- {g.label} ({g.scenario}): **{t.status}** — [{rel}]({rel}/)"
                      + (f": {why[:300]}" if why else ""))
         L.append("")
     return "\n".join(L) + "\n"
@@ -792,7 +797,8 @@ def _findings(rows: list[Group], ceiling, out_dir: Path) -> list[str]:
                 and h.config == g.config]
         if twin:
             h = twin[0]
-            L.append(f"- Django async views on {g.variant}: {g.row['rps_median'] / h.row['rps_median']:.2f}× the req/s "
+            ratio = g.row["rps_median"] / h.row["rps_median"]
+            L.append(f"- Django async views on {g.variant}: {ratio:.2f}× the req/s "
                      f"of its sync views ({_num(g.row['rps_median'])} vs {_num(h.row['rps_median'])}), p95 "
                      f"{_num(g.row['p95_ms'])} vs {_num(h.row['p95_ms'])} ms.")
     if non_ref and not is_io:
@@ -819,15 +825,18 @@ def _findings(rows: list[Group], ceiling, out_dir: Path) -> list[str]:
         conc = [g for g in effs if g.row["efficiency"] >= CONCURRENT_FROM]
 
         def names(gs):
-            return ", ".join(f"{g.label} ({g.row['efficiency']:.2f})" for g in sorted(gs, key=lambda g: g.row["efficiency"]))
+            gs = sorted(gs, key=lambda g: g.row["efficiency"])
+            return ", ".join(f"{g.label} ({g.row['efficiency']:.2f})" for g in gs)
 
         fams = []
         for fam in sorted({g.family for g in effs}, key=_family_order):
             n = [g for g in effs if g.family == fam]
-            fams.append(f"{FAMILY_TITLES.get(fam, fam)} {sum(g.row['efficiency'] < SERIALISES_BELOW for g in n)} of {len(n)}")
+            k = sum(g.row["efficiency"] < SERIALISES_BELOW for g in n)
+            fams.append(f"{FAMILY_TITLES.get(fam, fam)} {k} of {len(n)}")
         L.append("- Rows that serialise I/O, per family: " + ", ".join(fams) + ".")
         if ser:
-            L.append(f"- **Serialises I/O** (efficiency < {SERIALISES_BELOW}: waiting requests queue behind each other, "
+            L.append(f"- **Serialises I/O** (efficiency < {SERIALISES_BELOW}: waiting requests queue behind each "
+                     "other, "
                      f"as the original study saw with 1.65 of 10 req/s): {names(ser)}.")
         if part:
             L.append(f"- Partly concurrent ({SERIALISES_BELOW}–{CONCURRENT_FROM}): {names(part)}.")
@@ -940,11 +949,11 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
         height = max(2.6, 0.42 * len(order) + 1.6)
         colours = [FAMILY_COLOURS.get(g.family, FAMILY_COLOURS["?"]) for g in order]
 
-        def family_legend(extra=()):
+        def family_legend(extra=(), order=order):
             fams = [f for f in FAMILIES + ("?",) if any(g.family == f for g in order)]
             return [Patch(color=FAMILY_COLOURS[f], label=FAMILY_TITLES.get(f, "other")) for f in fams] + list(extra)
 
-        def family_separators(ax):
+        def family_separators(ax, order=order):
             for i in range(1, len(order)):
                 if order[i].family != order[i - 1].family:
                     ax.axhline(i - 0.5, color="black", lw=0.6, alpha=0.5)
@@ -979,7 +988,7 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             ax.set_xlabel("median req/s over trials (error bar: ±1 standard deviation)")
             ax.set_title(f"Throughput per row — {title}", fontsize=11)
             ax.grid(axis="x", alpha=0.3)
-            ax.legend(handles=family_legend(extra), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+            ax.legend(handles=family_legend(extra), **LEGEND_OUTSIDE)
             fig.tight_layout()
             files["rps"] = _save(fig, charts_dir / f"rps-{slug}.png", plt)
 
@@ -1003,7 +1012,7 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             ax.set_xlabel("response time, ms (bars top to bottom: p50, p95, p99; median over trials)")
             ax.set_title(f"Latency percentiles per row — {title}", fontsize=11)
             ax.grid(axis="x", alpha=0.3)
-            ax.legend(handles=family_legend(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+            ax.legend(handles=family_legend(), **LEGEND_OUTSIDE)
             fig.tight_layout()
             files["latency"] = _save(fig, charts_dir / f"latency-{slug}.png", plt)
 
@@ -1013,7 +1022,8 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             ax.barh(range(len(order)), [e or 0 for e in eff], color=colours)
             for i, (g, e) in enumerate(zip(order, eff)):
                 if e is not None:
-                    ax.text(max(e, 1.0) + 0.02, i, f"{e:.2f}  ({_num(g.row['rps_median'])} of {_num(g.row['ideal_rps'])} req/s)",
+                    what = f"{e:.2f}  ({_num(g.row['rps_median'])} of {_num(g.row['ideal_rps'])} req/s)"
+                    ax.text(max(e, 1.0) + 0.02, i, what,
                             va="center", fontsize=8)
             ax.axvline(1.0, color="black", lw=1.2)
             ax.axvline(SERIALISES_BELOW, color="crimson", ls=":", lw=1)
@@ -1026,7 +1036,7 @@ def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
             ax.set_xlabel("concurrency efficiency = achieved req/s ÷ (users / seconds per request)")
             ax.set_title(f"I/O concurrency per row — {title}", fontsize=11)
             ax.grid(axis="x", alpha=0.3)
-            ax.legend(handles=family_legend(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+            ax.legend(handles=family_legend(), **LEGEND_OUTSIDE)
             fig.tight_layout()
             files["concurrency"] = _save(fig, charts_dir / f"concurrency-{slug}.png", plt)
 
@@ -1087,7 +1097,8 @@ def cmd_report(a) -> int:
     out_dir = Path(a.out) if a.out else root
     res = build(run_dirs, out_dir, calibration=root / "calibration.json", charts=not a.no_charts)
     print(headline_text(res["rows"]))
-    print(f"\nreport: {res['report']}\nsummary: {res['summary_csv']}\ncharts: {len(res['charts'])} in {out_dir / 'charts'}")
+    print(f"\nreport: {res['report']}\nsummary: {res['summary_csv']}\n"
+          f"charts: {len(res['charts'])} in {out_dir / 'charts'}")
     if res["excluded"]:
         print(f"left out of the figures: {len(res['excluded'])} run(s) not completed (listed in the report)")
     return 0

@@ -10,10 +10,10 @@ import statistics
 from pathlib import Path
 
 import pytest
+from conftest import cli
 
 from asgibench import report
 from asgibench.errors import UsageError
-from conftest import cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -48,8 +48,8 @@ def _meta(variant="uvicorn", family="asgi", scenario="constant", flow="original"
     gen = {"cpu_percent_of_one_core": gen_cpu, "cpu_us_per_request": 100.0, "cpu_warning": False, "processes": 1}
     if bound is not None:
         gen.update(bound=bound, bound_reasons=["test reason"] if bound else [])
-    meta = {"status": status, "variant": {"name": variant, "family": family, "server": "uvicorn",
-                                          "serves": ["admin", "api", "static"] if family in ("wsgi", "asgi") else ["api"]},
+    serves = ["admin", "api", "static"] if family in ("wsgi", "asgi") else ["api"]
+    meta = {"status": status, "variant": {"name": variant, "family": family, "server": "uvicorn", "serves": serves},
             "plan": plan, "server": {"workers": workers, "db_conn": "pool"}, "python": "3.11",
             "generator": gen, "started_at": "2026-11-25T00:00:00Z"}
     if status == "completed":
@@ -100,15 +100,25 @@ def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
     assert groups[-1].section == ("ad-hoc", "io")
 
 
+def test_flow_labels():
+    assert report.flow_label({"flow": "original", "api_prefix": "/api/"}) == "original"
+    assert report.flow_label({"flow": "original", "api_prefix": "/async_api/", "with_slowapi": True}) == \
+        "original+async+slowapi"
+    assert report.flow_label({"flow": "io", "api_prefix": "/async_api/"}) == "io"  # the probe has no async twin
+    assert report.flow_label({"flow": "api", "only_slowapi": True, "arrival_rate": 50.0}) == "slowapi-only+open@50/s"
+
+
 def test_latency_falls_back_to_locust_for_the_whole_group(tmp_path):
-    g = report.group_trials([_trial(tmp_path, "a", _meta(rps=100)), _trial(tmp_path, "b", _meta(rps=100, exact=False))])[0]
+    trials = [_trial(tmp_path, "a", _meta(rps=100)), _trial(tmp_path, "b", _meta(rps=100, exact=False))]
+    g = report.group_trials(trials)[0]
     row = report.summarize_group(g, tmp_path)
     assert row["latency_source"] == "locust" and row["p95_ms"] == 30.0 and row["max_ms"] == 55.0
     assert row["unstable"] is False and row["rps_cv_pct"] == 0.0
 
 
 def test_generator_bound_from_meta_or_derived(tmp_path):
-    flagged = report.group_trials([_trial(tmp_path, "a", _meta(bound=False)), _trial(tmp_path, "b", _meta(bound=True))])[0]
+    trials = [_trial(tmp_path, "a", _meta(bound=False)), _trial(tmp_path, "b", _meta(bound=True))]
+    flagged = report.group_trials(trials)[0]
     row = report.summarize_group(flagged, tmp_path)
     assert row["generator_bound"] is True and row["generator_bound_source"] == "meta"
     assert "uvicorn/b: test reason" in row["generator_bound_reasons"]
@@ -128,6 +138,7 @@ def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
         _trial(tmp_path, "c", _meta("raw-asgi-asyncpg", "reference", "io", "io", rps=7.9, efficiency=0.99)),
         _trial(tmp_path, "d", _meta("gunicorn-sync", "wsgi", "io", "io", rps=2.0, efficiency=0.25)),
         _trial(tmp_path, "e", _meta("uvicorn", "asgi", "io", "io", rps=5.0, efficiency=0.62)),
+        _trial(tmp_path, "f", _meta("daphne", "asgi", "io", "io", status="server-died")),
     ]
     res = report.build([t.path for t in runs], tmp_path / "out", charts=False, calibration=tmp_path / "none.json")
     rows = {(r["scenario"], r["variant"]): r for r in res["rows"]}
@@ -141,6 +152,12 @@ def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
     assert "gunicorn-sync 0.25×" in md
     assert "not calibrated" in md
     assert not (tmp_path / "out" / "charts").exists()
+    # every table line has as many cells as its header; a row without a completed trial is still listed
+    for table in re.findall(r"(?:^\|.*\|$\n?)+", md, flags=re.MULTILINE):
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in table.strip().splitlines()}
+        assert len(widths) == 1, table
+    assert "| daphne | asgi | io | no completed trial |" in md
+    assert "**server-died**" in md and rows[("io", "daphne")]["status_problems"] == "server-died: ../daphne/f"
     with open(res["summary_csv"], newline="") as f:
         assert tuple(csv.DictReader(f).fieldnames) == report.CSV_COLUMNS
 
@@ -202,7 +219,7 @@ def _locust_requests(run_dir: Path) -> tuple[int, int]:
 
 @pytest.mark.e2e
 def test_summary_numbers_come_from_the_run_folders(real_runs):
-    root, out, rows = real_runs
+    _, out, rows = real_runs
     assert set(rows) == {"raw-asgi-asyncpg", "gunicorn-sync"}
     ref = rows["raw-asgi-asyncpg"]
     dirs = [out / d for d in ref["run_dirs"].split()]
@@ -242,7 +259,7 @@ def test_charts_are_valid_pngs(real_runs):
     names = {p.name for p in (out / "charts").glob("*.png")}
     assert {"latency-ad-hoc-io.png", "rps-ad-hoc-io.png", "concurrency-ad-hoc-io.png"} <= names
     assert any(n.startswith("rps-bench-") for n in names) and any(n.startswith("latency-bench-") for n in names)
-    assert not any(n.startswith("concurrency-bench-") or n.startswith("ramp-") for n in names)  # no data: no chart
+    assert not any(n.startswith(("concurrency-bench-", "ramp-")) for n in names)  # no data: no chart
     for p in (out / "charts").glob("*.png"):
         assert p.read_bytes()[:8] == PNG_MAGIC, p
         img = matplotlib.image.imread(p)
@@ -270,3 +287,16 @@ def test_report_names_every_row_and_links_existing_folders(real_runs):
     assert report.main([rows["raw-asgi-asyncpg"]["matrix_id"], "--results", str(root), "--out", str(sub)]) == 0
     with open(sub / "summary.csv", newline="") as f:
         assert [r["variant"] for r in csv.DictReader(f)] == ["raw-asgi-asyncpg"]
+
+
+def test_calibrated_ceiling_is_quoted_and_flags_old_runs(tmp_path):
+    t = _trial(tmp_path, "a", _meta("raw-asgi-asyncpg", "reference", flow="api", rps=3000.0, gen_cpu=50.0))
+    cal = tmp_path / "calibration.json"
+    cal.write_text(json.dumps({"ceiling_rps": 5000.0, "api_cost_ratio": 1.2}))
+    res = report.build([t.path], tmp_path / "out", calibration=cal, charts=False)
+    md = res["report"].read_text()
+    assert "Calibrated Locust ceiling on this machine: **5,000 req/s**" in md and "api_cost_ratio 1.2" in md
+    (row,) = res["rows"]
+    assert row["generator_bound"] is True and row["generator_bound_source"] == "derived"
+    assert "half the calibrated ceiling" in row["generator_bound_reasons"]
+    assert "**Generator-bound**" in md
