@@ -253,12 +253,12 @@ def cmd_ui(a) -> int:
         from asgibench import contract
 
         contract.require(st.contract, st.variant.name)
-        if not database.port_is_free(8089):
-            raise RunError("port 127.0.0.1:8089 (Locust's web UI) is taken")
-        cmd = loadgen.command(opts.plan, st.base_url, run_dir, headless=False)
+        if not database.port_is_free(a.ui_port):
+            raise RunError(f"port 127.0.0.1:{a.ui_port} (Locust's web UI) is taken")
+        cmd = loadgen.command(opts.plan, st.base_url, run_dir, headless=False, web_port=a.ui_port)
         proc = procs.spawn(cmd, log_path=run_dir / "locust.log", env={"PYTHONPATH": str(loadgen.ROOT / "services")})
         stack.callback(procs.stop, proc)
-        print(f"Locust web UI: http://127.0.0.1:8089  (server {st.base_url}; Ctrl-C stops everything; "
+        print(f"Locust web UI: http://127.0.0.1:{a.ui_port}  (server {st.base_url}; Ctrl-C stops everything; "
               f"stops by itself after {a.ui_minutes:.0f} min)", flush=True)
         try:
             proc.wait(timeout=a.ui_minutes * 60)
@@ -369,6 +369,7 @@ def parser() -> argparse.ArgumentParser:
         _add_load_args(sp)
         if name == "ui":
             sp.add_argument("--ui-minutes", type=_number(float), default=60.0, help="stop after this long (default 60)")
+            sp.add_argument("--ui-port", type=_number(int), default=8089, help="Locust web UI port on 127.0.0.1")
         sp.set_defaults(fn=fn)
     mp = sub.add_parser("matrix", help="every row x scenario x trials, interleaved, resumable")
     mp.add_argument("--variants", help="comma-separated rows (default: every row available on this Python)")
@@ -416,6 +417,8 @@ def _terminate(signum, frame):
 
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C must reach our clean-up even when started from a shell that ignores SIGINT (`cmd &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         a = parser().parse_args(argv)
         return a.fn(a)

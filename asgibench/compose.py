@@ -7,26 +7,25 @@ What each service gets is computed by the local runner's own code, so the two ca
   - its environment is server.ServerSpec.environment() (apps.base_env + the row's database settings)
     for the image's interpreter (/usr/local, host paths mapped to /app), the connection strategy
     resolved by run.resolve_db_conn as `bench` resolves it;
-  - PostgreSQL's knobs are database.SETTINGS; the load is the `bench` command line's (cli), run by
-    the same loadgen.command as a local run, in Locust's master/worker mode.
+  - PostgreSQL's knobs are database.SETTINGS; the load is `asgibench bench` itself (a --target with
+    --remote-workers), the workers loadgen.worker_command's.
 Knobs a user may change at `docker compose` time are compose variables whose defaults are exactly
 what the local runner would use: `${WORKERS:-2}`, `${DB_CONN:-pool}`, `${PG_MAX_CONNECTIONS:-400}`...
 
 The image (compose/Dockerfile) installs the SAME committed lock files as the local envs.
 
 Inside the runner image, `python -m asgibench.compose locust-master ROW ...` is the locust-master
-service: it waits for the row's I/O probe, checks the JSON contract against the database, warms up,
-runs Locust as the master of the locust-worker containers, and writes results/<row>/<run-id>/.
+service: it waits for the row's I/O probe, then runs `asgibench bench ROW --target http://ROW:8000
+--remote-workers N ...` (contract check, warm-up, Locust master of the locust-worker containers,
+results/<row>/<run-id>/), the same code path as a local distributed run.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import json
-import os
 import re
 import shlex
-import signal
 import sys
 import time
 import urllib.error
@@ -35,7 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from asgibench import ROOT, apps, database, envs, variants
-from asgibench.errors import AsgibenchError, UsageError
+from asgibench.errors import AsgibenchError, RunError, UsageError
 from asgibench.server import ServerSpec, build_command
 
 COMPOSE_DIR = ROOT / "compose"
@@ -59,8 +58,8 @@ LOAD_PROFILE = "load"
 # Set by the image's interpreter and PATH, not by a variable: dropped from base_env's output.
 HOST_ONLY_ENV = ("PATH", "VIRTUAL_ENV")
 
+MASTER_PORT = 5557  # Locust's default, inside the compose network only
 READY_WAIT_SECONDS = 240.0  # below Locust workers' ~300 s of connection retries
-EXPECT_WORKERS_MAX_WAIT = 60  # inside loadgen.run's hard limit (run time + 90 s)
 
 
 def var(name: str, default) -> str:
@@ -94,7 +93,8 @@ def to_container(env: dict) -> dict:
     """base_env's output for the image: host paths of the checkout -> /app, PATH/VIRTUAL_ENV dropped."""
     out = {k: str(v).replace(str(ROOT), CONTAINER_ROOT) for k, v in env.items() if k not in HOST_ONLY_ENV}
     leaked = [k for k, v in out.items() if str(ROOT) in v]
-    assert not leaked, leaked
+    if leaked:  # pragma: no cover - a host path the mapping missed would break the container
+        raise RuntimeError(f"host paths left in {leaked}")
     return out
 
 
@@ -262,28 +262,27 @@ def services(python: str = DEFAULT_PYTHON) -> dict:
     master = ["python", "-m", "asgibench.compose", "locust-master", var("TARGET", DEFAULT_TARGET),
               "--expect-workers", workers,
               "--load-args=" + var("LOAD_ARGS", "")]  # with "=": a value such as "--async" is not an option
-    files = ",".join(f"{CONTAINER_ROOT}/locustfiles/{f}" for f in ("workload.py", "shapes.py"))
     out = {
-        PG_SERVICE: (["PostgreSQL with database.SETTINGS as PG_* variables (the original's shared_buffers and "
+        PG_SERVICE: (["PostgreSQL with database.SETTINGS as PG_* variables (the original's shared_buffers and",
                       "max_connections knobs), on 127.0.0.1:PG_PORT for the local runner too (DATABASE_URL)."],
                      _postgres()),
-        "migrate": (["One-shot: Django's migrations and the deterministic seed (SCALE = `bench --scale`), in every "
+        "migrate": (["One-shot: Django's migrations and the deterministic seed (SCALE = `bench --scale`), in every",
                      "row's profile but not in `load`, so starting the load never reseeds under a running server."],
                     _migrate(python)),
     }
     for r in variants.VARIANTS:
         out[r.name] = _row(r, python)
     out["locust-master"] = (
-        ["The load: `bench TARGET LOAD_ARGS` with this container as Locust master (the row's flow, I/O probe and "
-         "scenario, as locally). Waits for the row, checks the JSON contract against the database, warms up, "
-         "runs, writes results/<row>/<run-id>/ (meta.json, Locust's CSVs and report, exact timings)."],
+        ["The load: waits for the row, then `asgibench bench TARGET --target http://TARGET:8000 --remote-workers",
+         "LOCUST_WORKERS LOAD_ARGS` as Locust master: contract check against the database, warm-up, the row's",
+         "flow, results/<row>/<run-id>/ (meta.json, Locust's CSVs and report, exact timings)."],
         _locust(python, master, environment={"DATABASE_URL": DATABASE_URL}, stop_grace_period="30s",
                 depends_on={PG_SERVICE: {"condition": "service_healthy"}}))
     out["locust-worker"] = (
-        ["LOCUST_WORKERS Locust workers (LOCUST_WORKERS also sizes --scale locust-worker=N): the master sends them "
-         "the run's options; they write timings.worker<i>.bin into its run folder."],
-        _locust(python, ["locust", "-f", files, "--worker", "--master-host", "locust-master", "--loglevel", "WARNING"],
-                deploy={"replicas": workers}, depends_on={"locust-master": {"condition": "service_started"}}))
+        ["LOCUST_WORKERS Locust workers (LOCUST_WORKERS also sizes --scale locust-worker=N): the master sends",
+         "them the run's options; they write timings.worker<i>.bin into its run folder."],
+        _locust(python, worker_command(), deploy={"replicas": workers},
+                depends_on={"locust-master": {"condition": "service_started"}}))
     return out
 
 
@@ -391,7 +390,8 @@ def render(python: str = DEFAULT_PYTHON) -> str:
 
 # -- the locust-master service (runs inside the runner image) --------------------------------------
 
-def wait_ready(url: str, timeout: float, say=print) -> None:
+def wait_ready(url: str, timeout: float) -> None:
+    """Until the row answers its I/O probe: `up` of both profiles starts the master with the row."""
     deadline = time.monotonic() + timeout
     last, told = "no answer", 0.0
     while time.monotonic() < deadline:
@@ -404,28 +404,31 @@ def wait_ready(url: str, timeout: float, say=print) -> None:
         except (urllib.error.URLError, OSError) as e:
             last = str(getattr(e, "reason", e))
         if time.monotonic() - told > 15:
-            say(f"asgibench: waiting for {url} ({last})", flush=True)
+            print(f"asgibench: waiting for {url} ({last})", flush=True)
             told = time.monotonic()
         time.sleep(1)
-    raise AsgibenchError(f"{url} did not answer within {timeout:.0f}s ({last}): is the row up? "
-                         "`docker compose -f compose/compose.yaml --profile <row> up -d`")
+    raise RunError(f"{url} did not answer within {timeout:.0f}s ({last}): is the row up? "
+                   "`docker compose -f compose/compose.yaml --profile <row> up -d`")
 
 
-def master_plan(row: str, load_args: str, expect_workers: int):
-    """`bench ROW LOAD_ARGS` parsed by the CLI's own parser -> (BenchOptions, distributed LoadPlan)."""
-    import dataclasses
+def master_argv(row: str, load_args: str, expect_workers: int, *, host: str | None = None, port: int = PORT,
+                master_bind: str = "0.0.0.0", master_port: int = MASTER_PORT) -> list[str]:
+    """The `asgibench bench` command line of the locust-master container: the row's server is an
+    external --target (the service <row>:8000), the workers are the locust-worker containers."""
+    variant = variants.get(row)
+    return ["bench", variant.name, "--target", f"http://{host or variant.name}:{port}", "--allow-remote",
+            "--remote-workers", str(expect_workers), "--master-bind", master_bind, "--master-port", str(master_port),
+            *shlex.split(load_args)]
 
-    from asgibench import cli, run
 
-    parser = cli._Parser(prog="asgibench compose locust-master", add_help=False)
-    cli._add_load_args(parser)
-    opts = cli.build_options(parser.parse_args([row, *shlex.split(load_args)]))
-    run.check_request(variants.get(row), opts)
-    if expect_workers < 1:
-        raise UsageError(f"--expect-workers must be at least 1, got {expect_workers}")
-    plan = dataclasses.replace(opts.plan, extra=[*opts.plan.extra, "--master", "--expect-workers", str(expect_workers),
-                                                 "--expect-workers-max-wait", str(EXPECT_WORKERS_MAX_WAIT)])
-    return opts, plan
+def worker_command() -> list[str]:
+    """loadgen.worker_command for the image: both locust files (the master's scenario may be a ramp)."""
+    from asgibench import loadgen
+
+    plan = loadgen.LoadPlan(scenario=loadgen.DEFAULT_SCENARIO, flow="api", master_port=MASTER_PORT)
+    assert plan.is_shape  # a ramp: shapes.py is loaded too
+    cmd = loadgen.worker_command(plan, "locust-master")
+    return ["locust"] + [str(c).replace(str(ROOT), CONTAINER_ROOT) for c in cmd[1:]]
 
 
 def locust_master(argv: list[str]) -> int:
@@ -433,81 +436,27 @@ def locust_master(argv: list[str]) -> int:
     p.add_argument("row")
     p.add_argument("--expect-workers", type=int, default=DEFAULT_LOCUST_WORKERS)
     p.add_argument("--load-args", default="", help="`bench`'s load options as one string")
-    p.add_argument("--host", help="server host (default: the row's service name)")
+    p.add_argument("--host", help="the row's server host (default: its service name)")
     p.add_argument("--port", type=int, default=PORT)
-    p.add_argument("--wait", type=float, default=READY_WAIT_SECONDS)
+    p.add_argument("--master-bind", default="0.0.0.0")
+    p.add_argument("--master-port", type=int, default=MASTER_PORT)
+    p.add_argument("--wait", type=float, default=READY_WAIT_SECONDS, help="seconds to wait for the row")
     a = p.parse_args(argv)
-
-    def _term(*_):
-        raise KeyboardInterrupt  # docker stop: Locust still writes its reports (loadgen.run)
-
-    signal.signal(signal.SIGTERM, _term)
     try:
-        return _locust_master(a)
+        bench = master_argv(a.row, a.load_args, a.expect_workers, host=a.host, port=a.port,
+                            master_bind=a.master_bind, master_port=a.master_port)
+        variant = variants.get(a.row)
+        wait_ready(f"{bench[3]}{variant.io_probe}?seconds=0", a.wait)
     except AsgibenchError as e:
-        print(f"asgibench: {e}", file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    except KeyboardInterrupt:
-        print("asgibench: interrupted", file=sys.stderr)
-        return 130
+        print(f"asgibench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except ValueError as e:  # shlex: unbalanced quotes in LOAD_ARGS
+        print(f"asgibench: error: LOAD_ARGS: {e}", file=sys.stderr)
+        return 2
+    from asgibench import cli
 
-
-def _locust_master(a) -> int:
-    import dataclasses
-
-    import psycopg
-
-    from asgibench import contract, loadgen, results, run
-
-    opts, plan = master_plan(a.row, a.load_args, a.expect_workers)
-    variant = variants.get(a.row)
-    base_url = f"http://{a.host or variant.name}:{a.port}"
-    wait_ready(f"{base_url}{variant.io_probe}?seconds=0", a.wait)
-    run_dir = results.new_run_dir(variant.name, plan.scenario, opts.results_root)
-    meta = {"status": "running", "launcher": "compose (locust-master container)", "variant": variant.as_dict(),
-            "plan": {**plan.as_dict(), "locust_workers": a.expect_workers},
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "server": {"base_url": base_url, "where": f"compose service {variant.name}"},
-            "machine_before": results.machine()}
-    results.write_meta(run_dir, meta)
-    try:
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True, connect_timeout=10) as conn:
-            report = contract.verify(variant, base_url, conn)
-        meta["contract"] = report.as_dict()
-        contract.require(report, variant.name)
-        print(f"asgibench: contract: {len(report.checks)} checks passed", flush=True)
-        if opts.warmup > 0:
-            print(f"asgibench: warm-up {opts.warmup:.0f}s in this container (excluded)", flush=True)
-            warm = dataclasses.replace(opts.plan, scenario=loadgen.CONSTANT, duration=opts.warmup, spawn_rate=1000.0,
-                                       users=plan.peak_users if plan.flow != "io" else plan.users)
-            w = loadgen.run(warm, base_url, run_dir / "warmup", warmup=True)
-            if w.interrupted:
-                raise KeyboardInterrupt
-        print(f"asgibench: load {plan.scenario}, {plan.seconds:.0f}s, up to {plan.peak_users} users, "
-              f"{a.expect_workers} Locust worker(s)", flush=True)
-        res = loadgen.run(plan, base_url, run_dir)
-        summary = results.summarize(run_dir)
-        if plan.flow == "io":
-            summary["concurrency"] = run.concurrency(summary, plan)
-        meta.update(summary=summary, locust_exit_code=res.exit_code,
-                    status="interrupted" if res.interrupted else ("completed" if summary["requests"] else "failed"))
-        if res.interrupted:
-            raise KeyboardInterrupt
-    except BaseException:
-        if meta["status"] == "running":
-            meta["status"] = "interrupted" if sys.exc_info()[0] is KeyboardInterrupt else "failed"
-        raise
-    finally:
-        meta["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        results.write_meta(run_dir, meta)
-    exact = summary.get("exact_percentiles_ms") or {}
-    print(f"{variant.name} | {plan.scenario} | {summary['seconds']:.0f}s | requests {summary['requests']} "
-          f"({summary['rps']:.1f} req/s) failures {summary['failures']}"
-          + (f" | p50 {exact['p50']:.1f} p95 {exact['p95']:.1f} p99 {exact['p99']:.1f} ms" if exact else ""))
-    if "concurrency" in summary:
-        print(f"  concurrency efficiency {summary['concurrency']['efficiency']}")
-    print(f"  results: {_rel(run_dir)}")
-    return 0 if meta["status"] == "completed" else 1
+    print(f"asgibench: {' '.join(bench)}", flush=True)
+    return cli.main(bench)
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -100,7 +100,8 @@ def locust_bin() -> Path:
     return Path(sys.executable).parent / "locust"
 
 
-def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warmup: bool = False) -> list[str]:
+def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warmup: bool = False,
+            web_port: int = 8089) -> list[str]:
     files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else [])
     cmd = [str(locust_bin()), "-f", ",".join(files), USER_CLASSES[plan.flow], "--host", host,
            "--api-prefix", plan.api_prefix, "--io-path", plan.io_path, "--io-seconds", str(plan.io_seconds),
@@ -120,7 +121,7 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
         cmd += ["--master", "--master-bind-host", plan.master_bind, "--master-bind-port", str(plan.master_port),
                 "--expect-workers", str(plan.locust_workers + plan.remote_workers)]
     if not headless:
-        return cmd + ["--web-host", "127.0.0.1", "--web-port", "8089"] + plan.extra
+        return cmd + ["--web-host", "127.0.0.1", "--web-port", str(web_port)] + plan.extra
     if plan.warmup:
         cmd += ["--warmup-seconds", str(plan.warmup)]
     if plan.arrival_rate:

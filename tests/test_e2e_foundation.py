@@ -215,3 +215,30 @@ def test_totals_agree_with_the_servers_own_count(db, results_dir, tmp_path):
     served = [ln for ln in log.read_text().splitlines() if "Python-urllib" not in ln and " /api/" in ln]
     assert s["requests"] > 50
     assert abs(len(served) - s["requests"]) <= max(1, 0.01 * s["requests"]), (len(served), s["requests"])
+
+
+def test_ui_serves_locust_web_ui_and_ctrl_c_stops_everything(db, results_dir):
+    from asgibench.database import free_port
+
+    tag, port = "e2e-ui", free_port()
+    env = dict(os.environ, ASGIBENCH_RESULTS=str(results_dir), ASGIBENCH_RUN_TAG=tag)
+    proc = subprocess.Popen([sys.executable, "-m", "asgibench", "ui", "gunicorn-eventlet", "--ui-port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, page = time.time() + 90, b""
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    page = r.read()
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert b"<html" in page.lower(), "Locust's web UI did not answer"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "leftover" not in err
+    assert _no_tagged(tag)
