@@ -68,6 +68,9 @@ matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b
 report: $(RUNNER) ## results/report.md, summary.csv and charts from the runs (RUN_IDS=... to choose)
 	@$(ASGIBENCH) report $(RUN_IDS)
 
+compose: $(RUNNER) ## regenerate compose/compose.yaml from the registry (a test fails when they drift)
+	@$(ASGIBENCH) compose
+
 db-start: $(RUNNER)
 	@$(ASGIBENCH) db start
 

@@ -416,6 +416,11 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compose"]:  # its own small parser (compose.main)
+        from asgibench import compose
+
+        return compose.main(argv[1:])
     signal.signal(signal.SIGTERM, _terminate)
     # Ctrl-C must reach our clean-up even when started from a shell that ignores SIGINT (`cmd &`).
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -279,9 +279,12 @@ def measure(st: Stack, opts: BenchOptions, plan: loadgen.LoadPlan, run_dir: Path
     if opts.warmup > 0 and (not plan.single_process or plan.is_shape):
         # Several Locust processes (or a shape, which owns the clock): a separate warm-up run.
         _say(opts, f"warm-up: {opts.warmup:.0f}s (excluded from results)")
+        # The warm-up is one standalone Locust process: remote workers would quit at its end and
+        # never come back for the measured run.
         warm = loadgen.LoadPlan(**{**plan.__dict__, "scenario": loadgen.CONSTANT,
                                    "users": plan.peak_users if plan.flow != "io" else plan.users,
-                                   "duration": opts.warmup, "spawn_rate": 1000.0})
+                                   "duration": opts.warmup, "spawn_rate": 1000.0,
+                                   "processes": 1, "locust_workers": 0, "remote_workers": 0})
         w = loadgen.run(warm, st.base_url, run_dir / "warmup", server=st.server,
                         cpus=opts.cpus.get("locust"), warmup=True)
         if w.interrupted:
@@ -328,6 +331,9 @@ def measure(st: Stack, opts: BenchOptions, plan: loadgen.LoadPlan, run_dir: Path
         raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); partial results kept in {run_dir}")
     if res.interrupted:
         raise KeyboardInterrupt
+    if summary["requests"] == 0:
+        raise RunError(f"no request was measured on {variant.name} (Locust exit code {res.exit_code}; see "
+                       f"{run_dir / 'locust.log'})")
 
 
 def generator_bound(generator: dict, summary: dict) -> dict:

@@ -57,7 +57,7 @@ def services(doc) -> dict:
 def locked_version(group: str, python: str, package: str) -> tuple:
     """Read straight from the lock file (independently of compose.lock_packages)."""
     text = (ROOT / "envs" / "lock" / f"{group}-py{python}.txt").read_text()
-    m = re.search(rf"^{package}==([0-9.]+)", text, re.M)
+    m = re.search(rf"^{package}==([0-9.]+)", text, re.MULTILINE)
     return tuple(int(p) for p in m.group(1).split(".")) if m else ()
 
 
@@ -237,25 +237,40 @@ def test_locust_services(services):
     assert resolve(cmd[4]) in variants.BY_NAME
     workers_var = cmd[cmd.index("--expect-workers") + 1]
     assert worker["deploy"]["replicas"] == workers_var  # one variable sizes both
-    assert worker["command"][0] == "locust" and "--worker" in worker["command"]
-    assert worker["command"][worker["command"].index("--master-host") + 1] == "locust-master"
+    assert urlparse(master["environment"]["DATABASE_URL"]).hostname == "postgres"  # --target's contract check
+    # the worker is loadgen.worker_command (with both locust files: the master's scenario may be a ramp)
+    plan = loadgen.LoadPlan(scenario="readme", flow="api", master_port=compose.MASTER_PORT)
+    local = loadgen.worker_command(plan, "locust-master")
+    assert worker["command"] == ["locust"] + [c.replace(str(ROOT), "/app") for c in local[1:]]
     files = worker["command"][worker["command"].index("-f") + 1].split(",")
     assert files == [f"/app/locustfiles/{f}" for f in ("workload.py", "shapes.py")]
-    assert all((ROOT / "locustfiles" / Path(f).name).exists() for f in files)
 
 
-def test_master_runs_the_bench_plan_as_locust_master():
-    _, plan = compose.master_plan("gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3)
+def test_master_runs_bench_with_a_target_and_remote_workers():
+    from asgibench import cli
+
+    argv = compose.master_argv("gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3)
+    assert argv[:4] == ["bench", "gunicorn-eventlet", "--target", "http://gunicorn-eventlet:8000"]
+    # parsed by the CLI's own parser, as `asgibench bench` (loopback host: no DNS lookup in the test)
+    opts = cli.build_options(cli.parser().parse_args(compose.master_argv(
+        "gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3, host="127.0.0.1")))
+    plan = opts.plan
+    assert opts.target == "http://127.0.0.1:8000"
     assert plan.flow == "io" and plan.io_path == "/io/sleep/" and plan.users == 6
-    cmd = loadgen.command(plan, "http://gunicorn-eventlet:8000", Path("/app/results/x"))
-    assert cmd[cmd.index("--expect-workers") + 1] == "3" and "--master" in cmd and "--headless" in cmd
-    assert loadgen.USER_CLASSES["io"] in cmd
-    _, plan = compose.master_plan("fastapi-gino", "", 2)
-    assert plan.flow == "api"  # rows without the admin get the API-only flow, as `bench` does
-    with pytest.raises(UsageError, match="async_api"):
-        compose.master_plan("gunicorn-eventlet", "--async", 2)
+    assert plan.remote_workers == 3 and plan.master_bind == "0.0.0.0" and plan.master_port == compose.MASTER_PORT
+    cmd = loadgen.command(plan, opts.target, Path("/app/results/x"))
+    assert "--master" in cmd and cmd[cmd.index("--expect-workers") + 1] == "3"
+    opts = cli.build_options(cli.parser().parse_args(compose.master_argv("fastapi-gino", "", 2, host="127.0.0.1")))
+    assert opts.plan.flow == "api"  # rows without the admin get the API-only flow, as `bench` does
     with pytest.raises(UsageError):
-        compose.master_plan("no-such-row", "", 2)
+        compose.master_argv("no-such-row", "", 2)
+
+
+def test_locust_master_refuses_before_waiting(capsys):
+    assert compose.locust_master(["no-such-row"]) == 2
+    assert compose.locust_master(["uvicorn", "--load-args=--scenario 'unbalanced"]) == 2
+    assert compose.locust_master(["uvicorn", "--host", "127.0.0.1", "--port", "1", "--wait", "0"]) == 1
+    assert "did not answer" in capsys.readouterr().err
 
 
 def test_image_tags_match_their_build(services):
@@ -313,12 +328,12 @@ def test_dockerfile_build_args_and_locks():
     assert args["PYTHON_VERSION"] == compose.DEFAULT_PYTHON
     assert args["ENV_GROUP"] == "django"
     assert ins[1][0] == "FROM" and ins[1][1] == "python:${PYTHON_VERSION}-slim"
-    makefile_uv = re.search(r"^UV_VERSION\s*:?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    makefile_uv = re.search(r"^UV_VERSION\s*:?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
     assert args["UV_VERSION"] == makefile_uv
     runs = " ".join(rest for op, rest in ins if op == "RUN")
     assert "envs/lock/${ENV_GROUP}-py${PYTHON_VERSION}.txt" in runs and "uv pip sync --system" in runs
     assert "collectstatic" in runs
-    assert ("COPY", "envs/lock/ envs/lock/") in ins
+    assert ("COPY", "envs/ envs/") in ins  # the lock files, and the .in files `bench` knows the groups by
     users = [rest for op, rest in ins if op == "USER"]
     assert users and users[-1] not in ("root", "0")
     assert [rest for op, rest in ins if op == "WORKDIR"][-1] == "/app/services/django_app"
@@ -358,7 +373,7 @@ def compose_cli() -> list[str] | None:
         cands.append(["docker-compose"])
     for c in cands:
         try:
-            res = subprocess.run([*c, "version"], capture_output=True, text=True, timeout=30)
+            res = subprocess.run([*c, "version"], check=False, capture_output=True, text=True, timeout=30)
         except OSError:
             continue
         if res.returncode == 0 and re.search(r"v?2\.\d+", res.stdout):
@@ -374,13 +389,13 @@ def test_compose_cli_config_agrees():
     env = {k: v for k, v in os.environ.items() if k not in used}  # the defaults, whatever this shell has set
     profiles = [a for p in ROW_NAMES + [compose.LOAD_PROFILE] for a in ("--profile", p)]
     res = subprocess.run([*cli, "-f", str(COMPOSE_FILE), *profiles, "config", "--format", "json"],
-                         capture_output=True, text=True, timeout=60, env=env)
+                         check=False, capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout)["services"]
     mine = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     assert set(got) == set(mine)
     for name, svc in mine.items():
         assert got[name]["command"] == resolve(svc["command"]), name
-    res = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "--services"], capture_output=True, text=True,
-                         timeout=60, env=env)
+    res = subprocess.run([*cli, "-f", str(COMPOSE_FILE), "config", "--services"], check=False,
+                         capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 0 and res.stdout.split() == ["postgres"]  # no profile: just the database
