@@ -3,8 +3,9 @@
 Serves a trivial endpoint (/slowapi/slowapi/ of the raw ASGI ceiling app under granian: no
 database, a constant JSON body), and measures the load generator's CPU per request for a bare
 FastHttpUser GET (no checks), for the API-only flow and for the original flow (admin login + API,
-against a Django row). The ceiling is the rate at which one fully busy Locust process would run:
-1 core / (CPU seconds per bare request). Every later trial whose req/s exceeds half of it, or whose
+against a Django row), net of Locust's fixed background cost per second (measured first with users
+that mostly wait). The ceiling is the rate at which one fully busy Locust process would run:
+1 core / (net CPU seconds per bare request). Every later trial whose req/s exceeds half of it, or whose
 generator CPU passed 90%, is flagged "generator-bound" (run.generator_bound).
 Written to results/calibration.json with the machine it was measured on.
 """
@@ -39,9 +40,9 @@ def _pins() -> dict:
     return {"server": {0}, "locust": {n - 1}} if n >= 2 else {}
 
 
-def _measure(variant: str, flow: str, seconds: float, users: int, out, quiet: bool) -> dict:
-    plan = loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=flow, users=users, spawn_rate=float(users),
-                            duration=seconds)
+def _measure(variant: str, flow: str, seconds: float, users: int, out, quiet: bool, **plan_kw) -> dict:
+    plan = loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=flow, users=users,
+                            spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, users), duration=seconds, **plan_kw)
     opts = run.BenchOptions(variant=variant, plan=plan, warmup=2.0, cpus=_pins(), quiet=True)
     run_dir = results.new_run_dir(variant, f"calibrate-{flow}", out)
     meta = run.new_meta(run.variants.get(variant), opts, plan)
@@ -49,37 +50,60 @@ def _measure(variant: str, flow: str, seconds: float, users: int, out, quiet: bo
         st = run.bring_up(opts, stack, run_dir / "server.log")
         run.measure(st, opts, plan, run_dir, meta)
     gen, s = meta["generator"], meta["summary"]
-    row = {"variant": variant, "flow": flow, "users": users, "rps": s["rps"], "requests": s["requests"],
-           "failures": s["failures"], "generator_cpu_percent": gen["cpu_percent_of_one_core"],
-           "us_per_request": gen["cpu_us_per_request"], "run_dir": str(run_dir)}
-    if not quiet:
-        print(f"  {flow:8s} on {variant:24s} {s['rps']:8.1f} req/s  generator {gen['cpu_percent_of_one_core']}% "
-              f"of a core, {gen['cpu_us_per_request']} µs/request", flush=True)
-    return row
+    return {"variant": variant, "flow": flow, "users": users, "rps": s["rps"], "requests": s["requests"],
+            "failures": s["failures"], "generator_cpu_percent": gen["cpu_percent_of_one_core"],
+            "cpu_seconds": gen["cpu_seconds"], "wall_seconds": s["seconds"],
+            "us_per_request": gen["cpu_us_per_request"], "run_dir": str(run_dir)}
+
+
+def _net_cost(row: dict, idle_cpu_per_s: float) -> float | None:
+    """CPU per request once Locust's fixed background cost (stats, CPU monitor, greenlet hub: what it
+    spends per second whatever the load) is taken out: the figure that extrapolates to saturation."""
+    if not row["requests"]:
+        return None
+    return round(1e6 * max(0.0, row["cpu_seconds"] - idle_cpu_per_s * row["wall_seconds"]) / row["requests"], 1)
 
 
 def calibrate(seconds: float = 10.0, users: int = 16, quiet: bool = False) -> dict:
     out = results.RESULTS_DIR / "calibration"
+    # 1. Locust's background cost: users that mostly wait (10 requests/s, each 1 s inside PostgreSQL).
+    idle = _measure("raw-asgi-asyncpg-granian", "io", seconds, 10, out, quiet,
+                    io_path="/slowapi/slowapi/sleep/", io_seconds=1.0)
+    idle_cpu_per_s = idle["cpu_seconds"] / idle["wall_seconds"] if idle["wall_seconds"] else 0.0
+    # 2. The cheapest request, against a trivial endpoint, and the two flows the benchmarks use.
     bare = _measure("raw-asgi-asyncpg-granian", "bare", seconds, users, out, quiet)
     api = _measure("raw-asgi-asyncpg-granian", "api", seconds, users, out, quiet)
     flow = _measure("uvicorn", "original", seconds, min(users, 8), out, quiet)
-    ceiling_rps = 1e6 / bare["us_per_request"] if bare["us_per_request"] else None
+    for row in (bare, api, flow):
+        row["net_us_per_request"] = _net_cost(row, idle_cpu_per_s)
+        if not quiet:
+            print(f"  {row['flow']:8s} on {row['variant']:24s} {row['rps']:8.1f} req/s  generator "
+                  f"{row['generator_cpu_percent']}% of a core, {row['us_per_request']} µs/request "
+                  f"({row['net_us_per_request']} µs net of Locust's idle cost)", flush=True)
+    ceiling_rps = 1e6 / bare["net_us_per_request"] if bare["net_us_per_request"] else None
     data = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": results.machine(),
         "ceiling_rps": round(ceiling_rps, 1) if ceiling_rps else None,
+        "idle_cpu_percent": round(100 * idle_cpu_per_s, 1),
         "bare": bare,
         "api_flow": api,
         "original_flow": flow,
-        "api_cost_ratio": round(api["us_per_request"] / bare["us_per_request"], 2),
-        "original_cost_ratio": round(flow["us_per_request"] / bare["us_per_request"], 2),
-        "note": "ceiling = one fully busy Locust process at the bare request's CPU cost; trials above half "
+        "api_cost_ratio": _ratio(api, bare),
+        "original_cost_ratio": _ratio(flow, bare),
+        "note": "ceiling = one fully busy Locust process at the bare request's net CPU cost; trials above half "
                 "of it, or with generator CPU above 90%, are flagged generator-bound",
     }
     results.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path().write_text(json.dumps(data, indent=2))
     if not quiet:
         print(f"Locust ceiling on this machine: ~{data['ceiling_rps']:.0f} req/s per process "
-              f"({bare['us_per_request']} µs/request bare); API flow costs {data['api_cost_ratio']}x, "
-              f"original flow {data['original_cost_ratio']}x a bare GET. Saved to {path()}")
+              f"({bare['net_us_per_request']} µs net per bare GET; idle cost {data['idle_cpu_percent']}% of a core); "
+              f"API flow costs {data['api_cost_ratio']}x, original flow {data['original_cost_ratio']}x a bare GET. "
+              f"Saved to {path()}")
     return data
+
+
+def _ratio(row: dict, bare: dict) -> float | None:
+    a, b = row.get("net_us_per_request"), bare.get("net_us_per_request")
+    return round(a / b, 2) if a and b else None

@@ -1,0 +1,46 @@
+"""Generator honesty: calibrate measures Locust's ceiling here; trials near it are flagged."""
+import json
+
+import pytest
+
+from asgibench import calibrate, results, run
+from conftest import cli
+
+
+@pytest.fixture
+def ceiling(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    (tmp_path / "calibration.json").write_text(json.dumps({"ceiling_rps": 4000.0}))
+    return tmp_path
+
+
+def test_generator_bound_rules(ceiling):
+    ok = run.generator_bound({"cpu_percent_of_one_core": 40.0, "processes": 1}, {"rps": 1500})
+    assert ok == {"bound": False, "bound_reasons": [], "calibrated_ceiling_rps": 4000.0}
+    hot = run.generator_bound({"cpu_percent_of_one_core": 95.0, "processes": 1}, {"rps": 100})
+    assert hot["bound"] and "95% of one core" in hot["bound_reasons"][0]
+    # two processes at 95% together are 47.5% each: not saturated
+    assert not run.generator_bound({"cpu_percent_of_one_core": 95.0, "processes": 2}, {"rps": 100})["bound"]
+    fast = run.generator_bound({"cpu_percent_of_one_core": 50.0, "processes": 1}, {"rps": 2100})
+    assert fast["bound"] and "above half the calibrated Locust ceiling" in fast["bound_reasons"][0]
+    warned = run.generator_bound({"cpu_percent_of_one_core": 10.0, "cpu_warning": True}, {"rps": 1})
+    assert warned["bound"] and warned["bound_reasons"] == ["Locust warned: CPU usage above 90%"]
+
+
+def test_no_calibration_means_only_cpu_rules(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    assert calibrate.ceiling() is None
+    assert not run.generator_bound({"cpu_percent_of_one_core": 50.0}, {"rps": 1e9})["bound"]
+
+
+@pytest.mark.e2e
+def test_calibrate_end_to_end(db, tmp_path):
+    res = cli("calibrate", "--duration", "3s", results=tmp_path, timeout=400)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads((tmp_path / "calibration.json").read_text())
+    assert data["ceiling_rps"] > 100
+    for key in ("bare", "api_flow", "original_flow"):
+        assert data[key]["requests"] > 0 and data[key]["failures"] == 0
+        assert data[key]["net_us_per_request"] > 0
+    assert data["original_cost_ratio"] > 0 and data["api_cost_ratio"] > 0
+    assert "Locust ceiling on this machine" in res.stdout
