@@ -24,7 +24,7 @@ BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WO
   $(if $(DB_CONN),--db-conn $(DB_CONN)) $(if $(ASYNC),--async) $(if $(SLOWAPI),--with-slowapi) \
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) $(ARGS)
 
-.PHONY: help setup test lint lock db-start db-stop db-status clean-envs calibrate matrix report compose
+.PHONY: help setup test lock db-start db-stop db-status clean-envs calibrate matrix report compose
 
 $(CURDIR)/.tools/bin/uv:
 	$(BOOT_PYTHON) -m venv .tools
