@@ -18,20 +18,11 @@ from contextlib import ExitStack
 
 from asgibench import loadgen, results, run
 
-CALIBRATION_FILE = "calibration.json"
-
-
 def path():
-    return results.RESULTS_DIR / CALIBRATION_FILE
+    return results.calibration_path()
 
 
-def ceiling() -> dict | None:
-    p = path()
-    try:
-        data = json.loads(p.read_text())
-        return data if data.get("ceiling_rps") else None
-    except (OSError, ValueError):
-        return None
+ceiling = results.calibration
 
 
 def _pins() -> dict:

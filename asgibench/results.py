@@ -44,6 +44,19 @@ def write_meta(run_dir: Path, meta: dict) -> None:
     tmp.replace(run_dir / "meta.json")
 
 
+def calibration_path() -> Path:
+    """What `asgibench calibrate` measured on this machine (results/calibration.json)."""
+    return RESULTS_DIR / "calibration.json"
+
+
+def calibration() -> dict | None:
+    try:
+        data = json.loads(calibration_path().read_text())
+        return data if data.get("ceiling_rps") else None
+    except (OSError, ValueError):
+        return None
+
+
 def read_meta(run_dir: Path) -> dict:
     return json.loads((run_dir / "meta.json").read_text())
 

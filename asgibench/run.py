@@ -339,8 +339,6 @@ def measure(st: Stack, opts: BenchOptions, plan: loadgen.LoadPlan, run_dir: Path
 def generator_bound(generator: dict, summary: dict) -> dict:
     """A trial is generator-bound when Locust itself was the limit: its CPU above 90% of a core (or
     Locust's own warning fired), or req/s above half the ceiling `asgibench calibrate` measured."""
-    from asgibench import calibrate
-
     reasons = []
     pct = generator.get("cpu_percent_of_one_core")
     procs_n = max(1, generator.get("processes") or 1)
@@ -348,7 +346,7 @@ def generator_bound(generator: dict, summary: dict) -> dict:
         reasons.append(f"generator CPU {pct:.0f}% of one core per process")
     if generator.get("cpu_warning"):
         reasons.append("Locust warned: CPU usage above 90%")
-    ceiling = calibrate.ceiling()
+    ceiling = results.calibration()
     if ceiling and summary.get("rps", 0) > 0.5 * ceiling["ceiling_rps"]:
         reasons.append(f"{summary['rps']:.0f} req/s is above half the calibrated Locust ceiling "
                        f"({ceiling['ceiling_rps']:.0f} req/s)")
