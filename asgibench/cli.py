@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -262,8 +263,8 @@ def cmd_ui(a) -> int:
               f"stops by itself after {a.ui_minutes:.0f} min)", flush=True)
         try:
             proc.wait(timeout=a.ui_minutes * 60)
-        except Exception:  # TimeoutExpired: the UI session is bounded too
-            pass
+        except subprocess.TimeoutExpired:
+            print(f"asgibench: the UI session's {a.ui_minutes:.0f} minutes are over; stopping", file=sys.stderr)
         if not st.server.alive():
             raise RunError(f"server {st.variant.name} died: {st.server.log_tail()}")
     return 0

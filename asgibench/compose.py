@@ -27,14 +27,12 @@ import json
 import re
 import shlex
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
 from asgibench import ROOT, apps, database, envs, variants
 from asgibench.errors import AsgibenchError, RunError, UsageError
+from asgibench import server
 from asgibench.server import ServerSpec, build_command
 
 COMPOSE_DIR = ROOT / "compose"
@@ -392,23 +390,11 @@ def render(python: str = DEFAULT_PYTHON) -> str:
 
 def wait_ready(url: str, timeout: float) -> None:
     """Until the row answers its I/O probe: `up` of both profiles starts the master with the row."""
-    deadline = time.monotonic() + timeout
-    last, told = "no answer", 0.0
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except urllib.error.HTTPError as e:
-            last = f"HTTP {e.code}"
-        except (urllib.error.URLError, OSError) as e:
-            last = str(getattr(e, "reason", e))
-        if time.monotonic() - told > 15:
-            print(f"asgibench: waiting for {url} ({last})", flush=True)
-            told = time.monotonic()
-        time.sleep(1)
-    raise RunError(f"{url} did not answer within {timeout:.0f}s ({last}): is the row up? "
-                   "`docker compose -f compose/compose.yaml --profile <row> up -d`")
+    problem = server.wait_ready(url, timeout, waiting=lambda last: print(f"asgibench: waiting for {url} ({last})",
+                                                                         flush=True))
+    if problem:
+        raise RunError(f"{url} did not answer within {timeout:.0f}s ({problem}): is the row up? "
+                       "`docker compose -f compose/compose.yaml --profile <row> up -d`")
 
 
 def master_argv(row: str, load_args: str, expect_workers: int, *, host: str | None = None, port: int = PORT,

@@ -77,6 +77,29 @@ def build_command(v: Variant, *, bin_dir, host: str, port: int, workers: int, gu
     return [str(c) for c in cmd] + list(v.extra_args)
 
 
+def wait_ready(url: str, timeout: float, *, interval: float = 1.0, alive=lambda: True, waiting=None) -> str | None:
+    """Poll `url` until it answers 200. None when ready; else "exited" (alive() turned false) or the
+    last problem seen. waiting(last) is called every 15 s while it waits (for a progress line)."""
+    deadline = time.monotonic() + timeout
+    last, told = "no answer", time.monotonic()
+    while time.monotonic() < deadline:
+        if not alive():
+            return "exited"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return None
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code} from {url}"
+        except (urllib.error.URLError, OSError) as e:
+            last = str(getattr(e, "reason", e))
+        if waiting and time.monotonic() - told > 15:
+            waiting(last)
+            told = time.monotonic()
+        time.sleep(interval)
+    return last
+
+
 class Server:
     def __init__(self, spec: ServerSpec, log_path: Path, cpus=None):
         self.spec, self.log_path, self.cpus = spec, log_path, cpus
@@ -86,22 +109,13 @@ class Server:
         self.proc = procs.spawn(self.spec.command(), log_path=self.log_path, env=self.spec.environment(),
                                 cwd=apps.DJANGO_DIR, cpus=self.cpus)
         probe = f"{self.spec.base_url}{self.spec.variant.io_probe}?seconds=0"
-        deadline = time.monotonic() + ready_timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RunError(f"server {self.spec.variant.name} exited during start-up (code {self.proc.returncode}): "
-                               f"{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(probe, timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code} from {probe}"
-            except (urllib.error.URLError, OSError) as e:
-                last = str(e)
-            time.sleep(0.2)
-        raise RunError(f"server {self.spec.variant.name} not ready after {ready_timeout:.0f}s ({last}): {self.log_tail()}")
+        problem = wait_ready(probe, ready_timeout, interval=0.2, alive=lambda: self.proc.poll() is None)
+        if problem == "exited":
+            raise RunError(f"server {self.spec.variant.name} exited during start-up (code {self.proc.returncode}): "
+                           f"{self.log_tail()}")
+        if problem:
+            raise RunError(f"server {self.spec.variant.name} not ready after {ready_timeout:.0f}s ({problem}): "
+                           f"{self.log_tail()}")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -1,6 +1,5 @@
 """Distributed load (Locust master + workers) and external targets, on loopback only."""
 import csv
-import json
 from contextlib import ExitStack
 
 import pytest

@@ -1,5 +1,4 @@
 """The registry is the heart: every row must be complete, consistent and runnable by name."""
-import importlib.util
 import re
 import subprocess
 
