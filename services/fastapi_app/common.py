@@ -20,7 +20,7 @@ import orjson
 # --- settings -------------------------------------------------------------------------------------
 # Connections per worker process, for every pool of every app here: the variable (and default) Django's
 # pool reads in benchproject/settings.py. N concurrent probe requests need N connections to overlap.
-POOL_SIZE = int(os.environ.get("ASGIBENCH_POOL_SIZE", "4"))
+POOL_SIZE = int(os.environ.get("ASGIBENCH_POOL_SIZE", "10"))
 POOL_TIMEOUT = 30.0  # seconds a request waits for a free connection (as Django's pool)
 
 

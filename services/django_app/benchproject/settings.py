@@ -27,7 +27,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
 
 DB_CONN = os.environ.get("ASGIBENCH_DB_CONN", "persistent")
 PG_DRIVER = os.environ.get("ASGIBENCH_PG_DRIVER", "psycopg")
-POOL_SIZE = int(os.environ.get("ASGIBENCH_POOL_SIZE", "4"))
+POOL_SIZE = int(os.environ.get("ASGIBENCH_POOL_SIZE", "10"))  # the runner always sets it (asgibench.run)
 STATIC_SERVER = os.environ.get("ASGIBENCH_STATIC_SERVER", "whitenoise")
 if STATIC_SERVER not in ("whitenoise", "django", "cling"):
     raise ImproperlyConfigured(f"ASGIBENCH_STATIC_SERVER must be whitenoise, django or cling, not {STATIC_SERVER!r}")
