@@ -6,7 +6,6 @@ rusage of our reaped children, watch the server while it runs, and stop it on Ct
 from __future__ import annotations
 
 import csv
-import json
 import math
 import resource
 import signal
@@ -236,8 +235,3 @@ def validate(plan: LoadPlan) -> None:
                                    ("remote workers", plan.remote_workers, 0, 1024)):
         if not (low <= value <= high):
             raise UsageError(f"{name} must be between {low} and {high}, got {value}")
-
-
-def load_final_stats(out: Path) -> list[dict]:
-    path = out / "locust.json"
-    return json.loads(path.read_text()) if path.exists() else []
