@@ -207,6 +207,9 @@ def verify(variant, base_url: str, db_conn, *, static_root=None, api_prefixes=No
     got = _json(body)
     ok = status == 200 and isinstance(got, dict) and got.get("slept") == seconds and took >= seconds
     rep.add(f"GET {variant.io_probe}?{C.SLEEP_PARAM}={seconds}", ok, f"HTTP {status} {got} in {took:.3f}s")
+    bad = C.MAX_SLEEP_SECONDS + 1  # the bound is part of the contract: every run stays bounded
+    status, body = client.get(f"{variant.io_probe}?{C.SLEEP_PARAM}={bad:g}")
+    rep.add(f"GET {variant.io_probe}?{C.SLEEP_PARAM}={bad:g}", status == 400, f"HTTP {status} (expected 400)")
     return rep
 
 

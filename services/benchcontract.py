@@ -1,8 +1,10 @@
 """The JSON contract every variant serves: fixed here, in one place, for every app and for the runner.
 
-Pure data, no imports: it is read by the apps under test (any env group, Python 3.8+) and by the
-runner's contract check (asgibench.contract), so the page size and field lists cannot drift apart.
+Data and one rule, standard library only: it is read by the apps under test (any env group, Python
+3.8+) and by the runner's contract check (asgibench.contract), so the page size, field lists and the
+probe's bounds cannot drift apart.
 """
+import math
 
 # DRF PageNumberPagination shape: {"count", "next", "previous", "results"}, ?page=N, ordered by id.
 PAGE_SIZE = 10
@@ -23,6 +25,23 @@ PERFORMER_FIELDS = ("id", "first_name", "last_name", "stage_name", "concentratio
 SLEEP_PARAM = "seconds"
 MAX_SLEEP_SECONDS = 5.0
 DEFAULT_SLEEP_SECONDS = 1.0
+
+
+
+def parse_sleep_seconds(raw):
+    """`?seconds=` as a float in [0, MAX_SLEEP_SECONDS]; None -> the default; ValueError(message) if bad.
+    Every app's probe answers 400 with this message."""
+    if raw is None:
+        return DEFAULT_SLEEP_SECONDS
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    # float() accepts "nan" and "inf": isfinite rejects them with the unparsable values.
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SLEEP_SECONDS:
+        raise ValueError(f"{SLEEP_PARAM} must be a number of seconds between 0 and {MAX_SLEEP_SECONDS}, not {raw!r}")
+    return seconds
+
 
 # The original study's FastAPI "slowapi" app.
 SLOWAPI_MESSAGE = {"message": "Honk Honk"}

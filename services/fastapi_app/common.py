@@ -201,17 +201,7 @@ class SQL:
 
 
 # --- the I/O probe --------------------------------------------------------------------------------
-def parse_seconds(raw):
-    """`?seconds=` as a float in [0, MAX_SLEEP_SECONDS]; None -> the default; ValueError(message) if bad."""
-    if raw is None:
-        return bc.DEFAULT_SLEEP_SECONDS
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not math.isfinite(seconds) or not 0 <= seconds <= bc.MAX_SLEEP_SECONDS:  # float() accepts nan/inf
-        raise ValueError(f"{bc.SLEEP_PARAM} must be a number of seconds between 0 and {bc.MAX_SLEEP_SECONDS}, not {raw!r}")
-    return seconds
+parse_seconds = bc.parse_sleep_seconds  # the contract's one rule for S
 
 
 # --- FastAPI --------------------------------------------------------------------------------------
