@@ -53,6 +53,21 @@ def pin(pid: int, cpus) -> None:
         pass
 
 
+def pin_tree(pid: int | None, cpus) -> None:
+    """Pin a running process and its current children (e.g. the postmaster and its backends);
+    processes it forks later inherit the affinity."""
+    import psutil
+
+    if not pid:
+        return
+    try:
+        root = psutil.Process(pid)
+        for p in [root] + root.children(recursive=True):
+            pin(p.pid, cpus)
+    except psutil.Error:
+        pass
+
+
 def stop(proc: subprocess.Popen | None, *, grace: float = 10.0, sig=signal.SIGTERM) -> int | None:
     """Stop a process we started and everything in its process group; returns its exit code."""
     if proc is None:

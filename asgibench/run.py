@@ -48,7 +48,6 @@ class BenchOptions:
     scale: int = 1
     warmup: float = 10.0
     keep_db: bool = False
-    flow_requested: str | None = None  # what the user asked for (async, slowapi...), for refusals
     port: int | None = None  # server port; default a free one
     target: str | None = None  # --target: an external server (contract check + load only)
     results_root: Path | None = None
@@ -191,6 +190,10 @@ def bring_up(opts: BenchOptions, stack: ExitStack, server_log: Path) -> Stack:
     db = database.open_database()
     stack.callback(lambda: None if opts.keep_db else db.stop_if_started())
     seed = database.prepare(db, django_env, opts.scale)
+    if opts.cpus.get("db") and not db.embedded:
+        raise UsageError("--pin db=... needs the embedded PostgreSQL (asgibench cannot pin a DATABASE_URL server)")
+    if db.embedded:  # a kept cluster may still carry an earlier run's pinning: always set it
+        procs.pin_tree(db.embedded.pid(), opts.cpus.get("db") or range(os.cpu_count() or 1))
     if opts.port and not database.port_is_free(opts.port):
         raise RunError(f"port 127.0.0.1:{opts.port} is taken")
     spec = ServerSpec(variant, env, opts.port or database.free_port(), variant.effective_workers(opts.workers), db_conn,

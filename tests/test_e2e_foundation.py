@@ -242,3 +242,17 @@ def test_ui_serves_locust_web_ui_and_ctrl_c_stops_everything(db, results_dir):
     assert proc.returncode == 130, err
     assert "leftover" not in err
     assert _no_tagged(tag)
+
+
+def test_cpu_placement_is_applied_and_recorded(db, results_dir):
+    if not db.embedded or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs the embedded PostgreSQL and 2 CPUs")
+    args = ["bench", "gunicorn-sync", "--api-only", "--users", "2", "--duration", "2s", "--warmup", "0"]
+    res = cli(*args, "--pin", "server=0,db=0,locust=1", results=results_dir)
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = meta_of(only_run_dir(results_dir, "gunicorn-sync"))
+    assert meta["cpus"] == {"pinned": {"server": [0], "db": [0], "locust": [1]}, "policy": "--pin"}
+    assert os.sched_getaffinity(db.embedded.pid()) == {0}  # the postmaster (its backends inherit it)
+    res = cli(*args, results=results_dir / "again")  # the default puts the kept cluster back on every CPU
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert os.sched_getaffinity(db.embedded.pid()) == set(range(os.cpu_count()))
