@@ -434,6 +434,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\nasgibench: interrupted; everything started was stopped, partial results kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader left; the run itself finished and was cleaned up
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         # Belt and braces: nothing this invocation started may outlive it. Finding anything here is
         # a clean-up bug, so say so (the tests assert this line never appears).

@@ -210,6 +210,12 @@ class _CheckedUser(FastHttpUser):
         self._list_seen: dict[str, int] = {}
 
     # -- checked requests: each returns None or the failure message it reported --------------------
+    def get_clowncollege(self) -> str | None:  # step 4 (OriginalFlowUser, ApiOnlyUser)
+        return self.check_list(f"{self.opts['api_prefix']}clowncollege/")
+
+    def get_troupe(self) -> str | None:  # step 5
+        return self.check_list(f"{self.opts['api_prefix']}troupe/")
+
     def check_list(self, path: str) -> str | None:
         """Steps 4-5: a DRF page that must have a count, a next page and results."""
         with self.client.get(path, name=path, catch_response=True) as resp:
@@ -356,11 +362,6 @@ class OriginalFlowUser(_CheckedUser):
                 return msg
         return None
 
-    def get_clowncollege(self) -> str | None:
-        return self.check_list(f"{self.opts['api_prefix']}clowncollege/")
-
-    def get_troupe(self) -> str | None:
-        return self.check_list(f"{self.opts['api_prefix']}troupe/")
 
 
 class ApiOnlyUser(_CheckedUser):
@@ -380,11 +381,6 @@ class ApiOnlyUser(_CheckedUser):
     def iteration(self):
         self.run_flow(self.steps)
 
-    def get_clowncollege(self) -> str | None:
-        return self.check_list(f"{self.opts['api_prefix']}clowncollege/")
-
-    def get_troupe(self) -> str | None:
-        return self.check_list(f"{self.opts['api_prefix']}troupe/")
 
 
 class IoProbeUser(_CheckedUser):
