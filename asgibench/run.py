@@ -67,8 +67,10 @@ def check_request(variant, opts: BenchOptions) -> None:
     if plan.api_prefix == "/async_api/" and "async_api" not in variant.serves:
         why = variant.no_async or "this row does not serve Django's async views"
         raise UsageError(f"{variant.name} does not serve /async_api/: {why}")
-    if (plan.with_slowapi or plan.only_slowapi) and "slowapi" not in variant.serves:
-        raise UsageError(f"{variant.name} does not mount the slowapi app (choose a *-slowapi* row)")
+    # the slowapi steps are /slowapi/slowapi/ and /slowapi/slowapi/django-async-orm/ (locustfiles/workload.py)
+    if (plan.with_slowapi or plan.only_slowapi) and not {"slowapi", "slowapi_orm"} <= variant.serves:
+        raise UsageError(f"{variant.name} does not serve the slowapi app with Django's async ORM "
+                         "(choose a *-slowapi* or *mounted* row)")
     if plan.flow == "original" and "admin" not in variant.serves:
         raise UsageError(f"{variant.name} serves no Django admin: use the api flow")
     if opts.db_conn and opts.db_conn not in variants.DB_CONN_STRATEGIES:

@@ -232,33 +232,31 @@ class _CheckedUser(FastHttpUser):
                 resp.failure(msg)
             return msg
 
-    def check_slowapi(self) -> str | None:
-        with self.client.get(SLOWAPI_PATH, name=SLOWAPI_PATH, catch_response=True) as resp:
+    def check_json(self, path: str, valid, expected: str) -> str | None:
+        """GET path; a failure unless HTTP 200 and valid(parsed JSON); returns the failure message."""
+        with self.client.get(path, name=path, catch_response=True) as resp:
             if resp.status_code != 200:
                 return _status_failure(resp)
             try:
                 data = _json_loads(resp.content)
             except (ValueError, TypeError):
                 data = None
-            if data != benchcontract.SLOWAPI_MESSAGE:
-                msg = f"expected {json.dumps(benchcontract.SLOWAPI_MESSAGE)}"
+            if not valid(data):
+                msg = f"expected {expected}"
                 resp.failure(msg)
                 return msg
         return None
 
+    def check_slowapi(self) -> str | None:
+        return self.check_json(SLOWAPI_PATH, lambda d: d == benchcontract.SLOWAPI_MESSAGE,
+                               json.dumps(benchcontract.SLOWAPI_MESSAGE))
+
     def check_slowapi_orm(self) -> str | None:
-        with self.client.get(SLOWAPI_ORM_PATH, name=SLOWAPI_ORM_PATH, catch_response=True) as resp:
-            if resp.status_code != 200:
-                return _status_failure(resp)
-            try:
-                data = _json_loads(resp.content)
-            except (ValueError, TypeError):
-                data = None
-            if type(data) is not dict or any(type(data.get(k)) is not int for k in SLOWAPI_ORM_KEYS):
-                msg = f"expected integer {' and '.join(SLOWAPI_ORM_KEYS)}"
-                resp.failure(msg)
-                return msg
-        return None
+        return self.check_json(
+            SLOWAPI_ORM_PATH,
+            lambda d: type(d) is dict and all(type(d.get(k)) is int for k in SLOWAPI_ORM_KEYS),
+            f"integer {' and '.join(SLOWAPI_ORM_KEYS)}",
+        )
 
     def slowapi_steps(self):
         return [self.check_slowapi, self.check_slowapi_orm]
