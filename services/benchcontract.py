@@ -10,8 +10,13 @@ import math
 PAGE_SIZE = 10
 PAGE_PARAM = "page"
 
-# List endpoints, relative to the API prefix (/api/ or /async_api/).
+# List endpoints, relative to the API prefix: API_PREFIX (DRF, sync views) or ASYNC_API_PREFIX
+# (Django's native async views), e.g. /api/clowncollege/.
+API_PREFIX = "/api/"
+ASYNC_API_PREFIX = "/async_api/"
 LIST_ENDPOINTS = ("clowncollege", "troupe")
+# A page past the last one: 404 with DRF's body, from every app.
+INVALID_PAGE_BODY = {"detail": "Invalid page."}
 
 LOCATION_FIELDS = ("id", "line_1", "line_2", "line_3", "zipcode")
 TROUPE_REF_FIELDS = ("id", "name")
@@ -43,8 +48,27 @@ def parse_sleep_seconds(raw):
     return seconds
 
 
-# The original study's FastAPI "slowapi" app.
+# The original study's FastAPI "slowapi" app, mounted at /slowapi (its own routes are under /slowapi).
+SLOWAPI_MOUNT = "/slowapi"
+SLOWAPI_PATH = "/slowapi/slowapi/"  # {"message": "Honk Honk"}
+SLOWAPI_SLEEP_PATH = "/slowapi/slowapi/sleep/"  # the I/O probe inside the slowapi app
+SLOWAPI_ORM_PATH = "/slowapi/slowapi/django-async-orm/"  # counts through Django's async ORM
+SLOWAPI_ORM_KEYS = ("clowncollege_count", "troupe_count")
 SLOWAPI_MESSAGE = {"message": "Honk Honk"}
+
+# Django's own pages and probes.
+ADMIN_LOGIN_PATH = "/admin/login/"
+ADMIN_INDEX_PATH = "/admin/"
+IO_SLEEP_PATH = "/io/sleep/"  # sync view: "my blocking ORM code"
+ASYNC_IO_SLEEP_PATH = "/async_io/sleep/"  # native async view
+# A collected static file served byte-for-byte (path under STATIC_URL, /static/).
+STATIC_URL = "/static/"
+STATIC_PROBE = "admin/css/base.css"
+
+# The whole-iteration pseudo-request the Locust workload reports (like k6's iteration_duration):
+# an entry with this request type is not an HTTP request and never counts as one.
+FLOW_REQUEST_TYPE = "FLOW"
+FLOW_NAME = "iteration"
 
 # The superuser the load test logs in with (seeded by `manage.py populate_test_db`).
 ADMIN_USERNAME = "ringmaster"

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from asgibench import calibrate, results, run
-from conftest import cli
+from helpers import cli
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import pytest
 
 from asgibench import cli, loadgen
 from asgibench.errors import UsageError
-from conftest import cli as run_cli
+from helpers import cli as run_cli
 
 
 @pytest.mark.parametrize(

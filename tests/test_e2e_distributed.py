@@ -5,7 +5,7 @@ from contextlib import ExitStack
 import pytest
 
 from asgibench import cli as asgicli, procs, run
-from conftest import cli, meta_of, only_run_dir
+from helpers import cli, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
 

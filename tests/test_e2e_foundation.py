@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from asgibench import ROOT, cli as asgicli, procs, run
-from conftest import cli, meta_of, only_run_dir
+from helpers import cli, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
 SHORT = ["--users", "4", "--duration", "4s", "--warmup", "1s"]

@@ -3,7 +3,7 @@ failures, stopped. This is the test that says "every row in `asgibench list` wor
 import pytest
 
 from asgibench import envs, procs, variants
-from conftest import cli, meta_of, only_run_dir
+from helpers import cli, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
 PY = envs.current_python()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from asgibench import ROOT
-from conftest import cli
+from helpers import cli
 
 pytestmark = pytest.mark.e2e
 ARGS = ["--variants", "raw-asgi-asyncpg,gunicorn-sync", "--trials", "2", "--duration", "2s", "--io-duration", "2s",

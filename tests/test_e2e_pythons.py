@@ -4,7 +4,7 @@ import pytest
 
 from asgibench import envs
 from asgibench.errors import UsageError
-from conftest import cli, meta_of, only_run_dir
+from helpers import cli, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
 

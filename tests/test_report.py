@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from helpers import cli
 
 from asgibench import report
 from asgibench.errors import UsageError
