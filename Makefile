@@ -5,6 +5,8 @@
 #   make ui-<variant>      Locust web UI on that row    (http://127.0.0.1:8089)
 #   make verify-<variant>  contract check only
 #   make test              the test suite (what CI runs)
+#   make test-fast         the tests not marked e2e (no server, PostgreSQL or Locust; well under a minute)
+#   make lint              ruff, and services/ compiled by the oldest Pythons it must run on
 #
 # Knobs (all optional): PYTHON=3.x WORKERS=N USERS=N DURATION=30s SCENARIO=io|readme|easy|medium|...
 #   DB_CONN=per-request|persistent|pool ASYNC=1 SLOWAPI=1 WARMUP=10s PIN=server=0,db=0,locust=1 ARGS="..."
@@ -18,22 +20,27 @@ RUNNER_PY_VERSION := $(shell $(BOOT_PYTHON) -c 'import sys; print("%d.%d" % sys.
 RUNNER_LOCK := envs/lock/runner-py$(RUNNER_PY_VERSION).txt
 RUNNER := .venvs/runner/bin/python
 ASGIBENCH := $(RUNNER) -m asgibench
+RUFF := .venvs/runner/bin/ruff
 
 BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WORKERS)) \
   $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
   $(if $(DB_CONN),--db-conn $(DB_CONN)) $(if $(ASYNC),--async) $(if $(SLOWAPI),--with-slowapi) \
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) $(ARGS)
 
-.PHONY: help setup test lock db-start db-stop db-status clean-envs calibrate matrix report compose
+.PHONY: help setup test test-fast lint lock db-start db-stop db-status clean-envs calibrate matrix report compose
 
 $(CURDIR)/.tools/bin/uv:
 	$(BOOT_PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(RUNNER): $(RUNNER_LOCK) | $(UV)
+# The runner env: the locked pins, then the project itself (editable, no deps: everything it needs is in the
+# lock), so that `.venvs/runner/bin/asgibench` exists and benchcontract/locustfiles import from anywhere.
+# Rebuilt when the lock or the packaging (pyproject.toml, setup.cfg) changes.
+$(RUNNER): $(RUNNER_LOCK) pyproject.toml setup.cfg | $(UV)
 	@test -f $(RUNNER_LOCK) || { echo "asgibench: no runner lock for Python $(RUNNER_PY_VERSION) (have: $$(ls envs/lock/runner-*)); set BOOT_PYTHON=python3.11" >&2; exit 2; }
 	$(UV) venv --quiet --allow-existing --python $(BOOT_PYTHON) .venvs/runner
 	$(UV) pip sync --quiet --python $(RUNNER) $(RUNNER_LOCK)
+	$(UV) pip install --quiet --python $(RUNNER) --no-deps --editable .
 	@touch $(RUNNER)
 
 $(RUNNER_LOCK):
@@ -42,7 +49,7 @@ $(RUNNER_LOCK):
 setup: $(RUNNER) ## build the runner env (row envs are built on first use)
 
 help: $(RUNNER) ## this help and the variant table
-	@echo "make bench-<variant> | ui-<variant> | verify-<variant> | test | matrix | report | db-start | db-stop"
+	@echo "make bench-<variant> | ui-<variant> | verify-<variant> | test | test-fast | lint | matrix | report | db-start | db-stop"
 	@echo
 	@$(ASGIBENCH) list
 
@@ -82,6 +89,22 @@ db-status: $(RUNNER)
 
 test: $(RUNNER) ## the whole suite (CI runs this)
 	$(RUNNER) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(RUNNER) ## the tests not marked e2e (tests/conftest.py marks db/server/Locust users e2e by rule)
+	$(RUNNER) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+# Old-Python syntax of services/, compiled by each interpreter itself (.ci/syntax_check.py; skipped, saying
+# why, where that Python is not installed): benchcontract and the Django app on 3.6, all of services/ on 3.8
+# (the oldest Python of the env groups). ruff's own targets per tree are in pyproject.toml.
+SYNTAX_PY36 := services/benchcontract.py services/django_app
+SYNTAX_PY38 := services
+
+lint: $(RUNNER) ## ruff check + services/ syntax on Python 3.6 and 3.8 (every check runs; fails if any failed)
+	@rc=0; \
+	$(RUFF) check --output-format concise . || rc=1; \
+	UV=$(UV) $(RUNNER) .ci/syntax_check.py 3.6 $(SYNTAX_PY36) || rc=1; \
+	UV=$(UV) $(RUNNER) .ci/syntax_check.py 3.8 $(SYNTAX_PY38) || rc=1; \
+	exit $$rc
 
 # Re-resolve every lock file (needs PyPI): envs/<group>.in -> envs/lock/<group>-py<X.Y>.txt
 LOCK_PYTHONS := 3.8 3.9 3.10 3.11 3.12 3.13
