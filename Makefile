@@ -5,7 +5,7 @@
 #   make ui-<variant>      Locust web UI on that row    (http://127.0.0.1:8089)
 #   make verify-<variant>  contract check only
 #   make test              the test suite (what CI runs)
-#   make test-fast         the tests not marked e2e (no server, PostgreSQL or Locust; well under a minute)
+#   make test-fast         the tests not marked e2e: no PostgreSQL, server or Locust run
 #   make lint              ruff, and services/ compiled by the oldest Pythons it must run on
 #
 # Knobs (all optional): PYTHON=3.x WORKERS=N USERS=N DURATION=30s SCENARIO=io|readme|easy|medium|...
@@ -90,7 +90,7 @@ db-status: $(RUNNER)
 test: $(RUNNER) ## the whole suite (CI runs this)
 	$(RUNNER) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(RUNNER) ## the tests not marked e2e (tests/conftest.py marks db/server/Locust users e2e by rule)
+test-fast: $(RUNNER) ## the tests not marked e2e (tests/conftest.py marks users of the db/server fixtures e2e)
 	$(RUNNER) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 # Old-Python syntax of services/, compiled by each interpreter itself (.ci/syntax_check.py; skipped, saying
