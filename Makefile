@@ -16,9 +16,14 @@ SHELL := /bin/bash
 BOOT_PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
-RUNNER_PY_VERSION := $(shell $(BOOT_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-RUNNER_LOCK := envs/lock/runner-py$(RUNNER_PY_VERSION).txt
 RUNNER := .venvs/runner/bin/python
+# The runner's Python X.Y picks its lock. An existing runner env is asked (its own interpreter: quick, where
+# BOOT_PYTHON may be a pyenv shim costing ~0.3 s on every make call); a BOOT_PYTHON given on the command
+# line or in the environment, a fresh clone or a broken env ask BOOT_PYTHON.
+PY_XY := import sys; print("%d.%d" % sys.version_info[:2])
+RUNNER_PY_VERSION := $(shell $(if $(filter file,$(origin BOOT_PYTHON)),$(RUNNER) -c '$(PY_XY)' 2>/dev/null ||) \
+  $(BOOT_PYTHON) -c '$(PY_XY)' 2>/dev/null)
+RUNNER_LOCK := envs/lock/runner-py$(RUNNER_PY_VERSION).txt
 ASGIBENCH := $(RUNNER) -m asgibench
 RUFF := .venvs/runner/bin/ruff
 
