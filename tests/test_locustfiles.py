@@ -1,5 +1,6 @@
 """locustfiles/: load shapes, the timings file format, the response checks and cookie jar, the custom
-arguments, the recorder plugin, and short real Locust runs against a stdlib server started here.
+arguments, the recorder and its plugins, and short real Locust runs against a stdlib server started
+here (marked e2e).
 
 Locust itself is only ever imported in subprocesses: importing it monkey-patches the whole process
 with gevent, which must not happen to pytest's process.
@@ -477,6 +478,7 @@ def _csv_rows(tmp_path):
         return {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
 
 
+@pytest.mark.e2e  # a real Locust run
 def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
     r, _ = _locust(tmp_path, api_server, "ApiOnlyUser", "--users", "2", "--spawn-rate", "10", "--run-time", "3")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -497,6 +499,7 @@ def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
     assert len(gen["cpu_percent_samples"]) >= 2  # Locust's CPU monitor runs every second
 
 
+@pytest.mark.e2e  # a real Locust run
 def test_failed_checks_are_failures_with_reasons(tmp_path, api_server):
     r, _ = _locust(tmp_path, api_server, "ApiOnlyUser", "--users", "1", "--spawn-rate", "10", "--run-time", "2",
                    "--api-prefix", "/empty/")
@@ -511,6 +514,7 @@ def test_failed_checks_are_failures_with_reasons(tmp_path, api_server):
     assert ("iteration", "FlowError('step 1 (get_clowncollege): HTTP 404, expected 200')") in errors
 
 
+@pytest.mark.e2e  # a real Locust run
 def test_shape_runs_scaled_stages_and_stops_by_itself(tmp_path, api_server):
     r, took = _locust(tmp_path, api_server, "ApiOnlyUser", "--scenario", "readme", "--time-scale", "0.05",
                       shape=True)
