@@ -2,7 +2,9 @@
 says it should. The expected pages are built here straight from the tables with SQL — not through
 any app's code path — so a stub, a wrong field or a stale cache fails the run.
 
-Comparison parses JSON and normalises only the scheme/host of `next`/`previous` URLs.
+Comparison parses JSON and normalises only the scheme/host of `next`/`previous` URLs. Every path
+and expected body comes from benchcontract (the apps' own vocabulary); a new check of an endpoint a
+row serves goes into verify(), keyed by the `serves` name of variants.py.
 """
 from __future__ import annotations
 
@@ -16,12 +18,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from services import benchcontract as C
+import benchcontract as C
 
 from asgibench.errors import RunError
 
 PAGES_CHECKED = (1, 2)
-STATIC_PROBE = "admin/css/base.css"
 
 
 def _performers(cur, kind: str, troupe_ids: list[int]) -> dict[int, list[dict]]:
@@ -158,7 +159,8 @@ def verify(variant, base_url: str, db_conn, *, static_root=None, api_prefixes=No
     caller decides what a failure means (bench refuses to load a server that fails)."""
     rep = ContractReport()
     client = _Client(base_url)
-    prefixes = api_prefixes or [p for s, p in (("api", "/api/"), ("async_api", "/async_api/")) if s in variant.serves]
+    prefixes = api_prefixes or [p for s, p in (("api", C.API_PREFIX), ("async_api", C.ASYNC_API_PREFIX))
+                                if s in variant.serves]
     for prefix in prefixes:
         for endpoint in C.LIST_ENDPOINTS:
             for page in PAGES_CHECKED:
@@ -176,30 +178,32 @@ def verify(variant, base_url: str, db_conn, *, static_root=None, api_prefixes=No
                 diff = first_difference(normalise(expected), normalise(actual))
                 rep.add(name, diff is None, diff or f"{len(actual['results'])} rows match the database")
     if "admin" in variant.serves:
-        status, body = client.get("/admin/login/")
+        status, body = client.get(C.ADMIN_LOGIN_PATH)
         token = client.cookie("csrftoken")
-        rep.add("GET /admin/login/", status == 200 and bool(token) and b"csrfmiddlewaretoken" in body,
+        rep.add(f"GET {C.ADMIN_LOGIN_PATH}", status == 200 and bool(token) and b"csrfmiddlewaretoken" in body,
                 f"HTTP {status}, csrftoken cookie {'set' if token else 'missing'}")
     if "static" in variant.serves:
-        status, body = client.get(f"/static/{STATIC_PROBE}")
+        status, body = client.get(f"{C.STATIC_URL}{C.STATIC_PROBE}")
         ok, detail = status == 200, f"HTTP {status}"
         if ok and static_root is not None:
-            on_disk = (static_root / STATIC_PROBE).read_bytes()
+            on_disk = (static_root / C.STATIC_PROBE).read_bytes()
             ok = hashlib.sha256(on_disk).digest() == hashlib.sha256(body).digest()
             detail = "bytes match the collected file" if ok else "bytes differ from the collected file"
-        rep.add(f"GET /static/{STATIC_PROBE}", ok, detail)
+        rep.add(f"GET {C.STATIC_URL}{C.STATIC_PROBE}", ok, detail)
     if "slowapi" in variant.serves:
-        status, body = client.get("/slowapi/slowapi/")
-        rep.add("GET /slowapi/slowapi/", status == 200 and _json(body) == C.SLOWAPI_MESSAGE, f"HTTP {status} {body[:60]!r}")
+        status, body = client.get(C.SLOWAPI_PATH)
+        rep.add(f"GET {C.SLOWAPI_PATH}", status == 200 and _json(body) == C.SLOWAPI_MESSAGE,
+                f"HTTP {status} {body[:60]!r}")
     if "slowapi_orm" in variant.serves:
-        status, body = client.get("/slowapi/slowapi/django-async-orm/")
+        status, body = client.get(C.SLOWAPI_ORM_PATH)
         cur = db_conn.cursor()
+        colleges, troupes = C.SLOWAPI_ORM_KEYS
         want = {
-            "clowncollege_count": cur.execute(f"select count(*) from {C.TABLES['clowncollege']}").fetchone()[0],
-            "troupe_count": cur.execute(f"select count(*) from {C.TABLES['troupe']}").fetchone()[0],
+            colleges: cur.execute(f"select count(*) from {C.TABLES['clowncollege']}").fetchone()[0],
+            troupes: cur.execute(f"select count(*) from {C.TABLES['troupe']}").fetchone()[0],
         }
         got = _json(body)
-        rep.add("GET /slowapi/slowapi/django-async-orm/", status == 200 and got == want, f"HTTP {status}, {got} vs {want}")
+        rep.add(f"GET {C.SLOWAPI_ORM_PATH}", status == 200 and got == want, f"HTTP {status}, {got} vs {want}")
     seconds = 0.2
     t0 = time.monotonic()
     status, body = client.get(f"{variant.io_probe}?{C.SLEEP_PARAM}={seconds}")

@@ -1,8 +1,10 @@
 """Exact response times, one file per Locust process: the format, a writer, a reader, a merger.
 
-Standard library only, and no Locust import (importing locust monkey-patches the whole process with
-gevent), so the runner (asgibench) can read these files with `import timingfile` from this folder.
-recorder.py (the Locust plugin) collects the samples and calls write_timings() at quit.
+Standard library and benchcontract only, no Locust import (importing locust monkey-patches the whole
+process with gevent), so the runner (asgibench) can read these files with `from locustfiles import
+timingfile`; Locust processes import it as `timingfile`. benchcontract is a top-level module in both
+(services/ on PYTHONPATH, or installed in the runner). plugin_timings.py (the recorder's Locust
+plugin) collects the samples and calls write_timings() at quit.
 
 File format, version 1 (all numbers little-endian):
 
@@ -22,8 +24,8 @@ percentiles can be computed over successes only, or over everything as Locust do
 response_time was None (Locust allows that for some clients) are not stored; the JSON header
 counts them under meta["none_response_times"].
 
-request_type "FLOW" (name "iteration") is the whole-iteration pseudo-request of workload.py: exclude
-it from request totals.
+request_type benchcontract.FLOW_REQUEST_TYPE ("FLOW", name FLOW_NAME "iteration") is the
+whole-iteration pseudo-request of workload.py: exclude it from request totals.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ import sys
 from array import array
 from typing import BinaryIO, Iterable, NamedTuple
 
+from benchcontract import FLOW_REQUEST_TYPE
+
 MAGIC = b"ASGIBENCH-TIMINGS 1\n"
 FORMAT_VERSION = 1
-FLOW_REQUEST_TYPE = "FLOW"
 
 
 class SeriesKey(NamedTuple):

@@ -1,6 +1,7 @@
 """asgibench's Locust workload: the original study's k6 flow, an API-only flow, the I/O probe.
 
-Files in this folder: workload.py (user classes, custom arguments), recorder.py (plugin: exact
+Files in this folder: workload.py (user classes), workload_args.py (their custom arguments),
+recorder.py (plugin_timings.py, plugin_outputs.py, plugin_generator.py, plugin_shared.py: exact
 timings, complete CSV/JSON, generator CPU; imported here so it is always active), shapes.py (the k6
 stages as a LoadTestShape), stages.py / timingfile.py / checks.py (no Locust import: the runner can
 import them, e.g. `from locustfiles import stages, timingfile`).
@@ -50,11 +51,8 @@ User classes (no think time: wait_time = constant(0), like k6's default iteratio
   BareGetUser       GET --bare-path (default "/"), no checks, Locust's stock client: calibrates the
                     generator's own cost per request.
 
-Custom arguments (defaults): --api-prefix /api/, --with-slowapi off, --only-slowapi off,
---io-path /io/sleep/, --io-seconds benchcontract.DEFAULT_SLEEP_SECONDS (1.0), --bare-path /,
---admin-username/--admin-password benchcontract.ADMIN_USERNAME/ADMIN_PASSWORD,
---full-json-every 100; recorder.py: --timings-file, --generator-file (none), --cpu-monitor-interval 1;
-shapes.py: --scenario readme, --time-scale 1.0.
+Custom arguments: workload_args.py (defaults and checks; it also says where the recorder's and the
+shape's are).
 
 Cookies: k6 keeps a VU's cookie jar across iterations. Here the jar is cleared at the start of every
 iteration, so every iteration really starts logged out and really logs in (otherwise iteration 2+
@@ -71,10 +69,11 @@ Stats names are stable per endpoint: (GET, /admin/login/), (POST, /admin/login/)
 A failed step does not abort the iteration (k6's checks do not either).
 
 The whole iteration is also reported as one pseudo-request, like k6's iteration_duration:
-request_type "FLOW", name "iteration", response_time = the whole iteration in ms, and an exception
-naming the first failed step if any step failed (OriginalFlowUser and ApiOnlyUser). It appears in
-every Locust output (CSV, JSON, HTML, the Aggregated row, the exit code): totals of real requests
-(req/s, failures) must EXCLUDE request_type FLOW.
+request_type benchcontract.FLOW_REQUEST_TYPE ("FLOW"), name FLOW_NAME ("iteration"), response_time =
+the whole iteration in ms, and an exception naming the first failed step if any step failed
+(OriginalFlowUser and ApiOnlyUser). It appears in every Locust output (CSV, JSON, HTML, the
+Aggregated row, the exit code): totals of real requests (req/s, failures) must EXCLUDE request_type
+FLOW.
 """
 
 from __future__ import annotations
@@ -83,89 +82,21 @@ import json
 import time
 from urllib.parse import quote, urlencode, urlsplit
 
-from locust import constant, constant_throughput, events, task
+from locust import constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
 import benchcontract
-import recorder  # noqa: F401  (registers the exact-timings / CSV / generator-CPU plugin)
+import recorder  # noqa: F401  (registers the exact-timings / CSV / generator-CPU plugins)
+from benchcontract import (ADMIN_INDEX_PATH, ADMIN_LOGIN_PATH, FLOW_NAME, FLOW_REQUEST_TYPE, SLOWAPI_ORM_KEYS,
+                           SLOWAPI_ORM_PATH, SLOWAPI_PATH)
 from checks import FastCookieJar, list_page_problem_fast, list_page_problem_full
+from workload_args import options  # registers the workload's custom arguments (after the recorder's)
 
-FLOW_REQUEST_TYPE = "FLOW"
-FLOW_NAME = "iteration"
-
-LOGIN_PATH = "/admin/login/"
-ADMIN_INDEX_PATH = "/admin/"
-LOGIN_POST_PATH = "/admin/login/?next=/admin/"
-LOGGED_IN_LOGIN_NAME = "/admin/login/ (logged in)"
+# Locust-only names, built from benchcontract's paths (the module docstring spells them out).
+LOGIN_POST_PATH = f"{ADMIN_LOGIN_PATH}?next={ADMIN_INDEX_PATH}"
+LOGGED_IN_LOGIN_NAME = f"{ADMIN_LOGIN_PATH} (logged in)"  # step 3's own stats row
 LOGIN_FORM_MARKER = b'id="login-form"'  # Django admin's login template
 ADMIN_INDEX_MARKER = b'id="user-tools"'  # only rendered for a logged-in staff user
-SLOWAPI_PATH = "/slowapi/slowapi/"
-SLOWAPI_ORM_PATH = "/slowapi/slowapi/django-async-orm/"
-SLOWAPI_ORM_KEYS = ("clowncollege_count", "troupe_count")
-
-DEFAULTS = {
-    "api_prefix": "/api/",
-    "with_slowapi": False,
-    "only_slowapi": False,
-    "io_path": "/io/sleep/",
-    "io_seconds": benchcontract.DEFAULT_SLEEP_SECONDS,
-    "bare_path": "/",
-    "admin_username": benchcontract.ADMIN_USERNAME,
-    "admin_password": benchcontract.ADMIN_PASSWORD,
-    "full_json_every": 100,
-    "arrival_rate": 0.0,
-}
-
-
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser, **_kw):
-    # parser.add_argument (not a group): only it takes Locust's extras (is_secret, include_in_web_ui)
-    parser.add_argument("--api-prefix", default=DEFAULTS["api_prefix"], env_var="LOCUST_API_PREFIX",
-                        help="prefix of the list endpoints (steps 4-5): /api/ or /async_api/")
-    parser.add_argument("--with-slowapi", action="store_true", default=False, env_var="LOCUST_WITH_SLOWAPI",
-                        help="also GET /slowapi/slowapi/ and /slowapi/slowapi/django-async-orm/ each iteration")
-    parser.add_argument("--only-slowapi", action="store_true", default=False, env_var="LOCUST_ONLY_SLOWAPI",
-                        help="iterations are only the two slowapi requests")
-    parser.add_argument("--io-path", default=DEFAULTS["io_path"], env_var="LOCUST_IO_PATH",
-                        help="I/O probe path (IoProbeUser), e.g. /io/sleep/, /async_io/sleep/, /slowapi/slowapi/sleep/")
-    parser.add_argument("--io-seconds", type=float, default=DEFAULTS["io_seconds"], env_var="LOCUST_IO_SECONDS",
-                        help=f"seconds each probe waits in pg_sleep (0..{benchcontract.MAX_SLEEP_SECONDS:g})")
-    parser.add_argument("--bare-path", default=DEFAULTS["bare_path"], env_var="LOCUST_BARE_PATH",
-                        help="path BareGetUser requests (generator calibration)")
-    parser.add_argument("--admin-username", default=DEFAULTS["admin_username"], env_var="LOCUST_ADMIN_USERNAME",
-                        help="Django admin user of the login steps (default: benchcontract.ADMIN_USERNAME)")
-    parser.add_argument("--admin-password", default=DEFAULTS["admin_password"], env_var="LOCUST_ADMIN_PASSWORD",
-                        is_secret=True, help="its password (default: benchcontract.ADMIN_PASSWORD)")
-    parser.add_argument("--arrival-rate", type=float, default=DEFAULTS["arrival_rate"], env_var="LOCUST_ARRIVAL_RATE",
-                        help="open model: iterations per second over all --users (each user paces at rate/users "
-                             "with constant_throughput); 0 = closed model, no think time")
-    parser.add_argument("--full-json-every", type=int, default=DEFAULTS["full_json_every"],
-                        env_var="LOCUST_FULL_JSON_EVERY",
-                        help="list pages: parse the whole JSON on a user's 1st and every Nth response of each "
-                             "endpoint, check the envelope cheaply on the others (1 = always parse, 0 = never)")
-
-
-def _prefix(p: str) -> str:
-    """Normalise a path prefix to start and end with '/'."""
-    p = "/" + str(p).strip().strip("/")
-    return p if p == "/" else p + "/"
-
-
-def options(environment) -> dict:
-    """The workload's settings: parsed options (CLI, env, web UI, or sent by the master) over DEFAULTS."""
-    opts = getattr(environment, "parsed_options", None)
-    out = {k: getattr(opts, k, v) if opts is not None else v for k, v in DEFAULTS.items()}
-    out["api_prefix"] = _prefix(out["api_prefix"])
-    out["io_path"] = "/" + str(out["io_path"]).lstrip("/")
-    out["io_seconds"] = float(out["io_seconds"])
-    out["with_slowapi"] = bool(out["with_slowapi"])
-    out["only_slowapi"] = bool(out["only_slowapi"])
-    out["full_json_every"] = int(out["full_json_every"])
-    if out["full_json_every"] < 0:
-        raise ValueError(f"--full-json-every must be >= 0, not {out['full_json_every']}")
-    if not 0.0 <= out["io_seconds"] <= benchcontract.MAX_SLEEP_SECONDS:
-        raise ValueError(f"--io-seconds must be within 0..{benchcontract.MAX_SLEEP_SECONDS}, not {out['io_seconds']}")
-    return out
 
 
 class FlowError(Exception):
@@ -289,7 +220,7 @@ class OriginalFlowUser(_CheckedUser):
         o = self.opts
         self._login_body = urlencode({"username": o["admin_username"], "password": o["admin_password"],
                                       "next": ADMIN_INDEX_PATH}) + "&csrfmiddlewaretoken="
-        self._referer = f"{self.host.rstrip('/')}{LOGIN_PATH}"
+        self._referer = f"{self.host.rstrip('/')}{ADMIN_LOGIN_PATH}"
         self._csrftoken = None
         if o["only_slowapi"]:
             self.steps = self.slowapi_steps()
@@ -306,7 +237,7 @@ class OriginalFlowUser(_CheckedUser):
         self.run_flow(self.steps)
 
     def get_login_form(self) -> str | None:
-        with self.client.get(LOGIN_PATH, name=LOGIN_PATH, catch_response=True) as resp:
+        with self.client.get(ADMIN_LOGIN_PATH, name=ADMIN_LOGIN_PATH, catch_response=True) as resp:
             if resp.status_code != 200:
                 return _status_failure(resp)
             self._csrftoken = self.client.cookiejar.get("csrftoken")
@@ -320,7 +251,7 @@ class OriginalFlowUser(_CheckedUser):
         token = self._csrftoken or ""
         with self.client.post(
             LOGIN_POST_PATH,
-            name=LOGIN_PATH,
+            name=ADMIN_LOGIN_PATH,
             data=(self._login_body + quote(token)).encode(),
             headers={
                 "Content-Type": "application/x-www-form-urlencoded",
@@ -351,7 +282,7 @@ class OriginalFlowUser(_CheckedUser):
             return msg
 
     def get_login_logged_in(self) -> str | None:
-        with self.client.get(LOGIN_PATH, name=LOGGED_IN_LOGIN_NAME, catch_response=True) as resp:
+        with self.client.get(ADMIN_LOGIN_PATH, name=LOGGED_IN_LOGIN_NAME, catch_response=True) as resp:
             if resp.status_code != 200:
                 return _status_failure(resp)
             if LOGIN_FORM_MARKER in (resp.content or b""):
@@ -359,7 +290,6 @@ class OriginalFlowUser(_CheckedUser):
                 resp.failure(msg)
                 return msg
         return None
-
 
 
 class ApiOnlyUser(_CheckedUser):
@@ -378,7 +308,6 @@ class ApiOnlyUser(_CheckedUser):
     @task
     def iteration(self):
         self.run_flow(self.steps)
-
 
 
 class IoProbeUser(_CheckedUser):

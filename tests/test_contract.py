@@ -1,6 +1,14 @@
-"""The contract comparison: what counts as the same JSON, and the SQL-built expectation."""
+"""The contract comparison: what counts as the same JSON, and the SQL-built expectation; the check
+asks for benchcontract's paths."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import benchcontract as C
+
 from asgibench import contract
-from services import benchcontract as C
 
 
 def test_normalise_drops_only_scheme_and_host():
@@ -38,3 +46,58 @@ def test_expected_pages_follow_drf_pagination(db):
         for perf in row["clowns"] + row["acrobats"]:
             assert list(perf) == list(C.PERFORMER_FIELDS)
         assert [p["id"] for p in row["clowns"]] == sorted(p["id"] for p in row["clowns"])
+
+
+class _ContractStub(BaseHTTPRequestHandler):
+    """Answers benchcontract's paths (and only those) as a correct row would."""
+
+    static = b"body { color: red }\n"
+
+    def do_GET(self):  # noqa: N802
+        path, _, query = self.path.partition("?")
+        headers = {"Content-Type": "application/json"}
+        if path == C.ADMIN_LOGIN_PATH:
+            code, body = 200, b'<form><input name="csrfmiddlewaretoken" value="t"></form>'
+            headers = {"Content-Type": "text/html", "Set-Cookie": "csrftoken=abc; Path=/"}
+        elif path == C.STATIC_URL + C.STATIC_PROBE:
+            code, body = 200, self.static
+        elif path == C.SLOWAPI_PATH:
+            code, body = 200, json.dumps(C.SLOWAPI_MESSAGE).encode()
+        elif path == C.IO_SLEEP_PATH:
+            try:
+                seconds = C.parse_sleep_seconds(query.partition("=")[2])
+                time.sleep(seconds)
+                code, body = 200, json.dumps({"slept": seconds}).encode()
+            except ValueError as exc:
+                code, body = 400, json.dumps({"detail": str(exc)}).encode()
+        else:
+            code, body = 404, b'{"detail": "Not found."}'
+        self.send_response(code)
+        for k, v in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_verify_asks_for_benchcontracts_paths(tmp_path):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _ContractStub)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        static_root = tmp_path / "static"
+        (static_root / C.STATIC_PROBE).parent.mkdir(parents=True)
+        (static_root / C.STATIC_PROBE).write_bytes(_ContractStub.static)
+        variant = SimpleNamespace(serves={"admin", "static", "slowapi"}, io_probe=C.IO_SLEEP_PATH)
+        rep = contract.verify(variant, f"http://127.0.0.1:{srv.server_address[1]}", db_conn=None,
+                              static_root=static_root)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert not rep.failures, rep.failures
+    assert [name for name, _, _ in rep.checks] == [
+        "GET /admin/login/", "GET /static/admin/css/base.css", "GET /slowapi/slowapi/",
+        "GET /io/sleep/?seconds=0.2", "GET /io/sleep/?seconds=6",
+    ]
+    assert rep.checks[1][2] == "bytes match the collected file"

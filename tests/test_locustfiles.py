@@ -1,5 +1,6 @@
 """locustfiles/: load shapes, the timings file format, the response checks and cookie jar, the custom
-arguments, the recorder plugin, and short real Locust runs against a stdlib server started here.
+arguments, the recorder and its plugins, and short real Locust runs against a stdlib server started
+here (marked e2e).
 
 Locust itself is only ever imported in subprocesses: importing it monkey-patches the whole process
 with gevent, which must not happen to pytest's process.
@@ -321,12 +322,107 @@ def test_recorder_writes_exact_timings_and_generator_file(tmp_path):
 
 
 def test_per_process_file_names():
-    code = ("import recorder; p = recorder.per_process_path; "
+    code = ("import plugin_shared; p = plugin_shared.per_process_path; "
             "print(p('r/t.bin', 'standalone', None, 7), p('r/t.bin', 'master', None, 7), "
             "p('r/t.bin', 'worker', 2, 7), p('r/t.bin', 'worker', None, 7), p('r/gen', 'worker', 0, 7))")
     r = subprocess.run([sys.executable, "-c", code], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["r/t.bin", "r/t.bin", "r/t.worker2.bin", "r/t.pid7.bin", "r/gen.worker0"]
+
+
+SEAMS = """
+import json, sys
+import locust
+from locust.env import Environment
+from locust.event import Events
+import benchcontract as bc
+import plugin_generator, plugin_outputs, plugin_shared, plugin_timings
+import workload  # imports the recorder, which registers the plugins' options and its init listener
+import recorder, timingfile
+
+def handlers(events, name):
+    return getattr(events, name)._handlers
+
+def order(events, name, *listeners):
+    return [h for h in handlers(events, name) if h in listeners] == list(listeners)
+
+out = {}
+# each plugin adds its own listeners, to the environment it is given
+env = Environment(user_classes=[workload.ApiOnlyUser], events=Events())
+env.create_local_runner()
+proc = plugin_shared.ThisProcess(env.runner)
+t = plugin_timings.ExactTimings(env, proc)
+w = plugin_shared.RunWindow(env, proc)
+g = plugin_generator.GeneratorCpu(env, proc, w, t.counts)
+o = plugin_outputs.LocustOutputs(env, proc)
+ev = env.events
+out["timings"] = [t.on_request in handlers(ev, "request"), t.clear in handlers(ev, "test_start"),
+                  t.clear in handlers(ev, "reset_stats"), t.on_spawning_complete in handlers(ev, "spawning_complete")]
+out["window"] = [order(ev, "test_start", t.clear, w.on_test_start), w.on_test_stopping in handlers(ev, "test_stopping"),
+                 w.on_test_stop in handlers(ev, "test_stop"), w.restarted._handlers == [g.clear]]
+out["generator"] = [g.on_usage_monitor in handlers(ev, "usage_monitor"), g.on_cpu_warning in handlers(ev, "cpu_warning")]
+out["outputs"] = [o.on_quitting in handlers(ev, "quitting"),
+                  o.on_master_test_stop not in handlers(ev, "test_stop")]  # a master's only
+out["quit_order"] = order(ev, "quit", t.on_quit, g.on_quit)
+out["role"] = proc.role
+# the run window: a warm-up restart clears the generator's samples and the timings
+ev.test_start.fire()
+g.cpu_samples.append([0.0, 1.0]); g.cpu_warning_readings = 1
+ev.request.fire(request_type="GET", name="/x", response_time=1.0, response_length=0, exception=None)
+first = w.start
+w.end_warmup()
+out["warmup"] = [g.cpu_samples == [], g.cpu_warning_readings == 0, t.counts() == (0, 0, 0), w.start > first]
+ev.test_stop.fire()
+out["window_closed"] = [w.open is False, w.stop is not None]
+
+# the recorder creates all three (and the window) at init, on Locust's global events
+env2 = Environment(user_classes=[workload.ApiOnlyUser], events=locust.events)
+env2.create_local_runner()
+locust.events.init.fire(environment=env2, runner=env2.runner, web_ui=None)
+rec = recorder.RECORDERS[-1]
+ge = locust.events
+out["recorder"] = [rec.timings.on_request in handlers(ge, "request"),
+                   rec.generator.on_usage_monitor in handlers(ge, "usage_monitor"),
+                   rec.outputs.on_quitting in handlers(ge, "quitting"),
+                   rec.window.on_test_stop in handlers(ge, "test_stop"),
+                   order(ge, "quit", rec.timings.on_quit, rec.generator.on_quit),
+                   type(rec.timings).__name__, type(rec.generator).__name__, type(rec.outputs).__name__]
+
+# workload's paths and FLOW come from benchcontract
+out["paths"] = [workload.ADMIN_LOGIN_PATH, workload.ADMIN_INDEX_PATH, workload.LOGIN_POST_PATH,
+                workload.LOGGED_IN_LOGIN_NAME, workload.SLOWAPI_PATH, workload.SLOWAPI_ORM_PATH,
+                list(workload.SLOWAPI_ORM_KEYS), workload.FLOW_REQUEST_TYPE, workload.FLOW_NAME,
+                timingfile.FLOW_REQUEST_TYPE]
+import workload_args
+out["defaults"] = [workload_args.DEFAULTS["api_prefix"], workload_args.DEFAULTS["io_path"]]
+print(json.dumps(out))
+"""
+
+
+def test_plugins_register_their_listeners_and_recorder_registers_them_all():
+    r = subprocess.run([sys.executable, "-c", SEAMS], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["role"] == "standalone"
+    for part in ("timings", "window", "generator", "outputs", "warmup", "window_closed"):
+        assert all(out[part]), (part, out[part])
+    assert out["quit_order"] is True  # the timings file is written before the generator file
+    assert out["recorder"][:5] == [True] * 5
+    assert out["recorder"][5:] == ["ExactTimings", "GeneratorCpu", "LocustOutputs"]
+    bc = benchcontract
+    assert out["paths"] == [bc.ADMIN_LOGIN_PATH, bc.ADMIN_INDEX_PATH, "/admin/login/?next=/admin/",
+                            "/admin/login/ (logged in)", bc.SLOWAPI_PATH, bc.SLOWAPI_ORM_PATH,
+                            list(bc.SLOWAPI_ORM_KEYS), bc.FLOW_REQUEST_TYPE, bc.FLOW_NAME, bc.FLOW_REQUEST_TYPE]
+    assert out["defaults"] == [bc.API_PREFIX, bc.IO_SLEEP_PATH]
+
+
+def test_timingfile_flow_type_is_benchcontracts():
+    assert timingfile.FLOW_REQUEST_TYPE == benchcontract.FLOW_REQUEST_TYPE == "FLOW"
+
+
+def test_locustfiles_stay_small():
+    for f in LOCUSTFILES.glob("*.py"):
+        assert len(f.read_text().splitlines()) <= 400, f.name
 
 
 # -- short real runs against a stdlib server -------------------------------------------------------
@@ -382,6 +478,7 @@ def _csv_rows(tmp_path):
         return {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
 
 
+@pytest.mark.e2e  # a real Locust run
 def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
     r, _ = _locust(tmp_path, api_server, "ApiOnlyUser", "--users", "2", "--spawn-rate", "10", "--run-time", "3")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -402,6 +499,7 @@ def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
     assert len(gen["cpu_percent_samples"]) >= 2  # Locust's CPU monitor runs every second
 
 
+@pytest.mark.e2e  # a real Locust run
 def test_failed_checks_are_failures_with_reasons(tmp_path, api_server):
     r, _ = _locust(tmp_path, api_server, "ApiOnlyUser", "--users", "1", "--spawn-rate", "10", "--run-time", "2",
                    "--api-prefix", "/empty/")
@@ -416,6 +514,7 @@ def test_failed_checks_are_failures_with_reasons(tmp_path, api_server):
     assert ("iteration", "FlowError('step 1 (get_clowncollege): HTTP 404, expected 200')") in errors
 
 
+@pytest.mark.e2e  # a real Locust run
 def test_shape_runs_scaled_stages_and_stops_by_itself(tmp_path, api_server):
     r, took = _locust(tmp_path, api_server, "ApiOnlyUser", "--scenario", "readme", "--time-scale", "0.05",
                       shape=True)

@@ -35,7 +35,7 @@ def database_url(scheme=None):
 
 
 # --- pagination (DRF PageNumberPagination on Django's Paginator) -----------------------------------
-INVALID_PAGE = {"detail": "Invalid page."}
+INVALID_PAGE = bc.INVALID_PAGE_BODY
 
 
 class InvalidPage(Exception):
@@ -234,22 +234,24 @@ def _list_endpoint(load):
     return endpoint
 
 
-def api_router(clowncollege, troupe, prefix="/api"):
-    """GET {prefix}/clowncollege/ and {prefix}/troupe/ from two loaders."""
+def api_router(clowncollege, troupe, prefix=bc.API_PREFIX):
+    """GET {prefix}clowncollege/ and {prefix}troupe/ (prefix: benchcontract's, with both slashes) from
+    two loaders."""
     from fastapi import APIRouter
-    router = APIRouter(prefix=prefix)
+    router = APIRouter()
     for name, load in (("clowncollege", clowncollege), ("troupe", troupe)):
-        router.add_api_route(f"/{name}/", _list_endpoint(load), methods=["GET"], name=name)
+        router.add_api_route(f"{prefix}{name}/", _list_endpoint(load), methods=["GET"], name=name)
     return router
 
 
 def slowapi_router(sleep):
-    """The original's slowapi routes: / -> Honk Honk, /sleep/?seconds=S -> {"slept": sleep(S)}.
-    `sleep(seconds) -> seconds read back from PostgreSQL`, a coroutine function or a plain function."""
+    """The original's slowapi routes: bc.SLOWAPI_PATH -> Honk Honk, bc.SLOWAPI_SLEEP_PATH?seconds=S ->
+    {"slept": sleep(S)}. `sleep(seconds) -> seconds read back from PostgreSQL`, a coroutine function or
+    a plain function."""
     from fastapi import APIRouter, Request
-    router = APIRouter(prefix="/slowapi/slowapi")
+    router = APIRouter()
 
-    @router.get("/")
+    @router.get(bc.SLOWAPI_PATH)
     async def honk():
         return json_response(bc.SLOWAPI_MESSAGE)
 
@@ -260,12 +262,12 @@ def slowapi_router(sleep):
             return None, json_response({"detail": str(exc)}, 400)
 
     if inspect.iscoroutinefunction(sleep):
-        @router.get("/sleep/")
+        @router.get(bc.SLOWAPI_SLEEP_PATH)
         async def probe(request: Request):
             seconds, error = seconds_or_error(request)
             return error or json_response({"slept": await sleep(seconds)})
     else:
-        @router.get("/sleep/")
+        @router.get(bc.SLOWAPI_SLEEP_PATH)
         def probe(request: Request):
             seconds, error = seconds_or_error(request)
             return error or json_response({"slept": sleep(seconds)})
@@ -273,7 +275,7 @@ def slowapi_router(sleep):
 
 
 def fastapi_app(clowncollege, troupe, sleep, lifespan=None, title="asgibench", routers=()):
-    """A FastAPI app serving the contract: /api/... lists and the slowapi routes (+ extra routers)."""
+    """A FastAPI app serving the contract: the API_PREFIX lists and the slowapi routes (+ extra routers)."""
     from fastapi import FastAPI
     app = FastAPI(title=title, lifespan=lifespan)
     app.include_router(api_router(clowncollege, troupe))

@@ -40,14 +40,15 @@ async def sleep(seconds):
 
 
 def django_async_orm_router():
-    """/slowapi/slowapi/django-async-orm/ -> {"clowncollege_count", "troupe_count"} via acount()."""
+    """bc.SLOWAPI_ORM_PATH -> {"clowncollege_count", "troupe_count"} (bc.SLOWAPI_ORM_KEYS) via acount()."""
     from fastapi import APIRouter
-    router = APIRouter(prefix="/slowapi/slowapi")
+    router = APIRouter()
+    colleges, troupes = bc.SLOWAPI_ORM_KEYS
 
-    @router.get("/django-async-orm/")
+    @router.get(bc.SLOWAPI_ORM_PATH)
     async def counts():
-        return common.json_response({"clowncollege_count": await ClownCollege.objects.acount(),
-                                     "troupe_count": await Troupe.objects.acount()})
+        return common.json_response({colleges: await ClownCollege.objects.acount(),
+                                     troupes: await Troupe.objects.acount()})
     return router
 
 

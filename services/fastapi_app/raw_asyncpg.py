@@ -89,10 +89,10 @@ async def _probe(scope):
 
 
 ROUTES = {
-    "/api/clowncollege/": _list(clowncollege),
-    "/api/troupe/": _list(troupe),
-    "/slowapi/slowapi/": _honk,
-    "/slowapi/slowapi/sleep/": _probe,
+    bc.API_PREFIX + "clowncollege/": _list(clowncollege),
+    bc.API_PREFIX + "troupe/": _list(troupe),
+    bc.SLOWAPI_PATH: _honk,
+    bc.SLOWAPI_SLEEP_PATH: _probe,
 }
 
 

@@ -8,9 +8,10 @@ from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()  # sets Django up before the FastAPI app imports models
 
+import benchcontract
 from slowapi_app.main import app as slowapi
 
-PREFIX = "/slowapi"
+PREFIX = benchcontract.SLOWAPI_MOUNT
 
 
 async def application(scope, receive, send):

@@ -8,10 +8,11 @@ from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()  # sets Django up before the FastAPI app imports models
 
+import benchcontract
 from fastapi import FastAPI
 from slowapi_app.main import router as slowapi_router
 
 # No /docs, /redoc, /openapi.json: they would shadow Django's URL space.
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-app.include_router(slowapi_router, prefix="/slowapi")
+app.include_router(slowapi_router, prefix=benchcontract.SLOWAPI_MOUNT)  # as if mounted there
 app.mount("/", django_application)

@@ -16,6 +16,7 @@ import os
 import sys
 from urllib.parse import unquote, urlparse
 
+import benchcontract
 import django
 from django.core.exceptions import ImproperlyConfigured
 
@@ -133,7 +134,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "/static/"
+STATIC_URL = benchcontract.STATIC_URL  # "/static/"
 # A str, not a Path: dj-static's Cling returns 500 on static files when STATIC_ROOT is a Path.
 STATIC_ROOT = os.environ.get("ASGIBENCH_STATIC_ROOT") or os.path.join(os.path.dirname(__file__), "..", "staticfiles")
 STATIC_ROOT = os.path.abspath(STATIC_ROOT)

@@ -11,7 +11,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 PAGE_SIZE = benchcontract.PAGE_SIZE
 PAGE_PARAM = benchcontract.PAGE_PARAM
-INVALID_PAGE = {"detail": "Invalid page."}  # DRF's NotFound(PageNumberPagination.invalid_page_message)
+INVALID_PAGE = benchcontract.INVALID_PAGE_BODY  # DRF's NotFound(PageNumberPagination.invalid_page_message)
 
 
 class InvalidPage(Exception):

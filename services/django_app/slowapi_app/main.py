@@ -1,5 +1,5 @@
-"""The original study's FastAPI "slowapi" app: its routes live under /slowapi/ (an APIRouter prefix),
-and the entry modules mount it at /slowapi, so clients see /slowapi/slowapi/...
+"""The original study's FastAPI "slowapi" app: its routes live under /slowapi/, and the entry modules
+mount it at benchcontract.SLOWAPI_MOUNT (/slowapi), so clients see benchcontract's /slowapi/slowapi/...
 
   GET /slowapi/                    {"message": "Honk Honk"}
   GET /slowapi/sleep/?seconds=S    the I/O probe, through Django's DB connection (sync endpoint)
@@ -27,15 +27,22 @@ from django.db import close_old_connections
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-router = APIRouter(prefix="/slowapi")
+
+def _route(path):
+    """A benchcontract path as a route of this app, which the entry modules mount at SLOWAPI_MOUNT."""
+    return path[len(benchcontract.SLOWAPI_MOUNT):]
 
 
-@router.get("/")
+router = APIRouter()
+_COLLEGES, _TROUPES = benchcontract.SLOWAPI_ORM_KEYS
+
+
+@router.get(_route(benchcontract.SLOWAPI_PATH))
 async def honk():
     return benchcontract.SLOWAPI_MESSAGE
 
 
-@router.get("/sleep/")
+@router.get(_route(benchcontract.SLOWAPI_SLEEP_PATH))
 def sleep(request: Request):
     # A sync endpoint: FastAPI runs it in its thread pool, where Django's connection is per thread.
     try:
@@ -49,7 +56,7 @@ def sleep(request: Request):
         close_old_connections()
 
 
-@router.get("/django-async-orm/")
+@router.get(_route(benchcontract.SLOWAPI_ORM_PATH))
 async def django_async_orm():
     # Like Django's ASGIHandler: one sync thread per request (without the context every request
     # would share asgiref's single global thread), with the connection checks inside it.
@@ -57,8 +64,8 @@ async def django_async_orm():
         await sync_to_async(close_old_connections)()
         try:
             return {
-                "clowncollege_count": await ClownCollege.objects.acount(),
-                "troupe_count": await Troupe.objects.acount(),
+                _COLLEGES: await ClownCollege.objects.acount(),
+                _TROUPES: await Troupe.objects.acount(),
             }
         finally:
             await sync_to_async(close_old_connections)()
