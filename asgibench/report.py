@@ -84,6 +84,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import benchcontract
+
 from asgibench import results
 from asgibench.errors import UsageError
 
@@ -461,19 +463,6 @@ def resolve_run_ids(ids, results_root: Path) -> list[Path]:
     return out
 
 
-def load_calibration(*candidates) -> dict | None:
-    for c in candidates:
-        if c and Path(c).is_file():
-            try:
-                data = json.loads(Path(c).read_text())
-            except ValueError:
-                continue
-            if isinstance(data, dict) and data.get("ceiling_rps"):
-                data["_path"] = str(c)
-                return data
-    return None
-
-
 # -- build -----------------------------------------------------------------------------------------
 
 def build(run_dirs: list[Path], out_dir: Path, *, calibration: Path | None = None, charts: bool = True) -> dict:
@@ -491,8 +480,8 @@ def build(run_dirs: list[Path], out_dir: Path, *, calibration: Path | None = Non
     for d in run_dirs:
         t = load_trial(Path(d))
         (trials.append(t) if t else ignored.append(Path(d)))
-    calib = load_calibration(calibration) if calibration is not None else \
-        load_calibration(out_dir / "calibration.json", results.RESULTS_DIR / "calibration.json")
+    calib = results.calibration(calibration) if calibration is not None else \
+        results.calibration(out_dir / "calibration.json", results.calibration_path())
     ceiling_rps = float(calib["ceiling_rps"]) if calib else None
     groups = group_trials(trials)
     for g in groups:
@@ -898,7 +887,7 @@ def ramp_series(run_dir: Path) -> tuple[list, list, list] | None:
             if rec.get("Name") == "Aggregated":
                 agg[ts] = total
                 users[ts] = float(rec.get("User Count") or 0)
-            elif rec.get("Type") == results.FLOW_TYPE:
+            elif rec.get("Type") == benchcontract.FLOW_REQUEST_TYPE:
                 flow[ts] = flow.get(ts, 0.0) + total
     times = sorted(agg)
     if len(times) < 3:
