@@ -184,7 +184,7 @@ def machine() -> dict:
 
 def git_state() -> dict:
     def git(*args):
-        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return res.stdout.strip() if res.returncode == 0 else None
 
     sha = git("rev-parse", "HEAD")

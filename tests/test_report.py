@@ -12,24 +12,25 @@ from pathlib import Path
 import pytest
 from helpers import cli
 
-from asgibench import report
+from asgibench import report, stats
 from asgibench.errors import UsageError
+from asgibench.report import findings, groups, trials
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # -- fast: statistics, grouping, figures -------------------------------------------------------------
 
-def test_median_and_cv():
-    assert report.median([3, 1, 2]) == 2
-    assert report.median([4, 1, 3, 2]) == 2.5
-    assert report.median([None, 5]) == 5
-    assert report.median([]) is None
+def test_median_and_cv():  # the report's figures use stats' definitions
+    assert stats.median([3, 1, 2]) == 2
+    assert stats.median([4, 1, 3, 2]) == 2.5
+    assert stats.median([None, 5]) == 5
+    assert stats.median([]) is None
     # sample standard deviation (n-1), not the population one: 90, 100, 110 -> stdev 10, mean 100
-    assert report.cv_pct([90, 100, 110]) == pytest.approx(10.0)
-    assert report.cv_pct([100, 100]) == 0.0
-    assert report.cv_pct([100]) is None  # one trial: no variance estimate
-    assert report.cv_pct([0, 0]) is None
+    assert stats.cv_pct([90, 100, 110]) == pytest.approx(10.0)
+    assert stats.cv_pct([100, 100]) == 0.0
+    assert stats.cv_pct([100]) is None  # one trial: no variance estimate
+    assert stats.cv_pct([0, 0]) is None
 
 
 def _meta(variant="uvicorn", family="asgi", scenario="constant", flow="original", rps=100.0, *, status="completed",
@@ -63,7 +64,7 @@ def _trial(tmp_path, name, meta):
     d = tmp_path / meta["variant"]["name"] / name
     d.mkdir(parents=True)
     (d / "meta.json").write_text(json.dumps(meta))
-    return report.load_trial(d)
+    return trials.load_trial(d)
 
 
 def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
@@ -78,15 +79,15 @@ def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
         _trial(tmp_path, "h", _meta(rps=75, users=8)),
         _trial(tmp_path, "i", _meta(rps=7, scenario="io", flow="io", efficiency=0.9)),
     ]
-    groups = report.group_trials(ts)
-    by = {(g.matrix_id, g.scenario, g.label): g for g in groups}
+    made = groups.group_trials(ts)
+    by = {(g.matrix_id, g.scenario, g.label): g for g in made}
     assert set(by) == {("m1", "constant", "uvicorn"), ("m2", "constant", "uvicorn"),
                        ("ad-hoc", "constant", "uvicorn (async)"), ("ad-hoc", "constant", "uvicorn [users=4]"),
                        ("ad-hoc", "constant", "uvicorn [users=8]"), ("ad-hoc", "io", "uvicorn")}
     m1 = by[("m1", "constant", "uvicorn")]
     assert [t.path.name for t in m1.trials] == ["a", "b", "c"]  # ordered by trial number
     assert [t.path.name for t in m1.excluded] == ["d"]  # listed, not averaged
-    row = report.summarize_group(m1, tmp_path)
+    row = groups.summarize_group(m1, tmp_path)
     assert row["trials"] == 3 and row["excluded_trials"] == 1
     assert row["rps_median"] == 110
     assert row["rps_cv_pct"] == pytest.approx(100 * statistics.stdev([100, 120, 110]) / 110, abs=0.01)
@@ -96,38 +97,38 @@ def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
     assert row["status_problems"] == "interrupted: uvicorn/d"
     assert row["run_dirs"] == "uvicorn/a uvicorn/b uvicorn/c"
     # sections come in a fixed order: matrices first, the I/O scenario after the CPU one
-    assert [g.section for g in groups][:2] == [("m1", "constant"), ("m2", "constant")]
-    assert groups[-1].section == ("ad-hoc", "io")
+    assert [g.section for g in made][:2] == [("m1", "constant"), ("m2", "constant")]
+    assert made[-1].section == ("ad-hoc", "io")
 
 
 def test_flow_labels():
-    assert report.flow_label({"flow": "original", "api_prefix": "/api/"}) == "original"
-    assert report.flow_label({"flow": "original", "api_prefix": "/async_api/", "with_slowapi": True}) == \
+    assert groups.flow_label({"flow": "original", "api_prefix": "/api/"}) == "original"
+    assert groups.flow_label({"flow": "original", "api_prefix": "/async_api/", "with_slowapi": True}) == \
         "original+async+slowapi"
-    assert report.flow_label({"flow": "io", "api_prefix": "/async_api/"}) == "io"  # the probe has no async twin
-    assert report.flow_label({"flow": "api", "only_slowapi": True, "arrival_rate": 50.0}) == "slowapi-only+open@50/s"
+    assert groups.flow_label({"flow": "io", "api_prefix": "/async_api/"}) == "io"  # the probe has no async twin
+    assert groups.flow_label({"flow": "api", "only_slowapi": True, "arrival_rate": 50.0}) == "slowapi-only+open@50/s"
 
 
 def test_latency_falls_back_to_locust_for_the_whole_group(tmp_path):
-    trials = [_trial(tmp_path, "a", _meta(rps=100)), _trial(tmp_path, "b", _meta(rps=100, exact=False))]
-    g = report.group_trials(trials)[0]
-    row = report.summarize_group(g, tmp_path)
+    runs = [_trial(tmp_path, "a", _meta(rps=100)), _trial(tmp_path, "b", _meta(rps=100, exact=False))]
+    g = groups.group_trials(runs)[0]
+    row = groups.summarize_group(g, tmp_path)
     assert row["latency_source"] == "locust" and row["p95_ms"] == 30.0 and row["max_ms"] == 55.0
     assert row["unstable"] is False and row["rps_cv_pct"] == 0.0
 
 
 def test_generator_bound_from_meta_or_derived(tmp_path):
-    trials = [_trial(tmp_path, "a", _meta(bound=False)), _trial(tmp_path, "b", _meta(bound=True))]
-    flagged = report.group_trials(trials)[0]
-    row = report.summarize_group(flagged, tmp_path)
+    runs = [_trial(tmp_path, "a", _meta(bound=False)), _trial(tmp_path, "b", _meta(bound=True))]
+    flagged = groups.group_trials(runs)[0]
+    row = groups.summarize_group(flagged, tmp_path)
     assert row["generator_bound"] is True and row["generator_bound_source"] == "meta"
     assert "uvicorn/b: test reason" in row["generator_bound_reasons"]
     # older runs without the flag: derived from CPU, Locust's warning, and half the calibrated ceiling
-    hot = report.group_trials([_trial(tmp_path, "c", _meta(variant="x", gen_cpu=95.0))])[0]
-    assert report.summarize_group(hot, tmp_path)["generator_bound"] is True
-    fast = report.group_trials([_trial(tmp_path, "d", _meta(variant="y", rps=3000.0, gen_cpu=40.0))])[0]
-    assert report.summarize_group(fast, tmp_path)["generator_bound"] is False
-    row = report.summarize_group(fast, tmp_path, ceiling_rps=5000.0)
+    hot = groups.group_trials([_trial(tmp_path, "c", _meta(variant="x", gen_cpu=95.0))])[0]
+    assert groups.summarize_group(hot, tmp_path)["generator_bound"] is True
+    fast = groups.group_trials([_trial(tmp_path, "d", _meta(variant="y", rps=3000.0, gen_cpu=40.0))])[0]
+    assert groups.summarize_group(fast, tmp_path)["generator_bound"] is False
+    row = groups.summarize_group(fast, tmp_path, ceiling_rps=5000.0)
     assert row["generator_bound"] is True and row["generator_bound_source"] == "derived"
 
 
@@ -159,7 +160,7 @@ def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
     assert "| daphne | asgi | io | no completed trial |" in md
     assert "**server-died**" in md and rows[("io", "daphne")]["status_problems"] == "server-died: ../daphne/f"
     with open(res["summary_csv"], newline="") as f:
-        assert tuple(csv.DictReader(f).fieldnames) == report.CSV_COLUMNS
+        assert tuple(csv.DictReader(f).fieldnames) == groups.CSV_COLUMNS
 
 
 def test_run_ids_resolve_matrix_ids_names_and_folders(tmp_path):
@@ -171,14 +172,14 @@ def test_run_ids_resolve_matrix_ids_names_and_folders(tmp_path):
     cal.mkdir(parents=True)
     (cal / "meta.json").write_text(json.dumps(_meta(variant="raw")))  # calibrate's runs are not rows
     (tmp_path / "uvicorn" / "junk").mkdir()  # no meta.json: ignored
-    assert report.find_runs(tmp_path) == sorted([a.path, b.path])
-    assert report.resolve_run_ids([], tmp_path) == sorted([a.path, b.path])
-    assert report.resolve_run_ids(["m1"], tmp_path) == [a.path]
-    assert report.resolve_run_ids(["20260101T000100Z-constant"], tmp_path) == [b.path]
-    assert report.resolve_run_ids(["daphne/20260101T000100Z-constant", str(b.path)], tmp_path) == [b.path]
-    assert report.resolve_run_ids([str(tmp_path / "uvicorn")], tmp_path) == [a.path]
+    assert trials.find_runs(tmp_path) == sorted([a.path, b.path])
+    assert trials.resolve_run_ids([], tmp_path) == sorted([a.path, b.path])
+    assert trials.resolve_run_ids(["m1"], tmp_path) == [a.path]
+    assert trials.resolve_run_ids(["20260101T000100Z-constant"], tmp_path) == [b.path]
+    assert trials.resolve_run_ids(["daphne/20260101T000100Z-constant", str(b.path)], tmp_path) == [b.path]
+    assert trials.resolve_run_ids([str(tmp_path / "uvicorn")], tmp_path) == [a.path]
     with pytest.raises(UsageError):
-        report.resolve_run_ids(["no-such-run"], tmp_path)
+        trials.resolve_run_ids(["no-such-run"], tmp_path)
 
 
 def test_main_without_runs_is_a_usage_error(tmp_path, capsys):
@@ -243,7 +244,7 @@ def test_summary_numbers_come_from_the_run_folders(real_runs):
     (io_dir,) = [out / d for d in io["run_dirs"].split()]
     io_meta = json.loads((io_dir / "meta.json").read_text())
     assert int(io["requests"]) == _locust_requests(io_dir)[0]
-    assert float(io["efficiency"]) == io_meta["summary"]["concurrency"]["efficiency"] < report.SERIALISES_BELOW
+    assert float(io["efficiency"]) == io_meta["summary"]["concurrency"]["efficiency"] < findings.SERIALISES_BELOW
     assert float(io["ideal_rps"]) == 8.0 and io["matrix_id"] == "ad-hoc" and io["trials"] == "1"
     assert io["generator_bound"] in ("true", "false")
 
@@ -298,5 +299,5 @@ def test_calibrated_ceiling_is_quoted_and_flags_old_runs(tmp_path):
     assert "Calibrated Locust ceiling on this machine: **5,000 req/s**" in md and "api_cost_ratio 1.2" in md
     (row,) = res["rows"]
     assert row["generator_bound"] is True and row["generator_bound_source"] == "derived"
-    assert "half the calibrated ceiling" in row["generator_bound_reasons"]
+    assert "half the calibrated Locust ceiling" in row["generator_bound_reasons"]  # stats' wording
     assert "**Generator-bound**" in md
