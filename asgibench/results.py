@@ -156,7 +156,8 @@ def exact_latencies(run_dir: Path) -> dict | None:
     out["per_endpoint"] = {
         f"{k.request_type} {k.name}": {q: round(v, 3) for q, v in timingfile.summarize(
             timingfile.select(merged, k.request_type, k.name), PERCENTILES).items() if q in ("p50", "p95", "p99", "count")}
-        for k in merged.series if k.ok and k.request_type != benchcontract.FLOW_REQUEST_TYPE
+        for k in merged.series
+        if k.ok and k.request_type != benchcontract.FLOW_REQUEST_TYPE
     }
     return out
 

@@ -3,7 +3,9 @@ folders made here (e2e: real servers, PostgreSQL and Locust), its numbers checke
 files they came from, its charts against PNG magic and matplotlib, its links against the disk."""
 from __future__ import annotations
 
+import ast
 import csv
+import inspect
 import json
 import re
 import statistics
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import cli
 
-from asgibench import report, stats
+from asgibench import report, results, stats, variants
 from asgibench.errors import UsageError
 from asgibench.report import findings, groups, trials
 
@@ -130,6 +132,8 @@ def test_generator_bound_from_meta_or_derived(tmp_path):
     assert groups.summarize_group(fast, tmp_path)["generator_bound"] is False
     row = groups.summarize_group(fast, tmp_path, ceiling_rps=5000.0)
     assert row["generator_bound"] is True and row["generator_bound_source"] == "derived"
+    assert fast.trials[0].bound(5000.0) == (True, "derived",  # the rule of stats, word for word
+                                            stats.generator_bound_reasons(40.0, 1, False, 3000.0, 5000.0))
 
 
 def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
@@ -185,6 +189,119 @@ def test_run_ids_resolve_matrix_ids_names_and_folders(tmp_path):
 def test_main_without_runs_is_a_usage_error(tmp_path, capsys):
     assert report.main(["--results", str(tmp_path)]) == 2
     assert "no benchmark runs" in capsys.readouterr().err
+
+
+# -- fast: the seams of the package ------------------------------------------------------------------
+
+def test_csv_columns_and_their_docs_are_one_table(tmp_path):
+    names = [name for name, _ in groups.COLUMNS]
+    assert tuple(names) == groups.CSV_COLUMNS and len(set(names)) == len(names)
+    docs = groups.column_docs()
+    for name, doc in groups.COLUMNS:
+        assert doc.strip() and re.search(rf"^  {re.escape(name)} +\S", docs, flags=re.MULTILINE), name
+        assert " ".join(doc.split()) in " ".join(docs.split()), name
+    assert docs in groups.__doc__ and docs in report.__doc__  # the two docstrings show the generated text
+    assert f"rps_cv_pct > {stats.UNSTABLE_CV_PCT:g}" in docs  # written from the rule, not a copy of it
+    # the row summarize_group builds has exactly these columns, in this order
+    g = groups.group_trials([_trial(tmp_path, "a", _meta())])[0]
+    assert tuple(groups.summarize_group(g, tmp_path)) == groups.CSV_COLUMNS
+
+
+def _functions(module) -> set:
+    return {n for n, f in vars(module).items()
+            if inspect.isfunction(f) and f.__module__ == module.__name__ and not n.startswith("_")}
+
+
+def test_every_finding_is_one_function_in_the_table(tmp_path):
+    assert _functions(findings) - {"section_findings"} == {f.__name__ for f in findings.FINDINGS}
+    assert len(set(findings.FINDINGS)) == len(findings.FINDINGS)
+    made = groups.group_trials([
+        _trial(tmp_path, "a", _meta("gunicorn-sync", "wsgi", rps=200.0)),
+        _trial(tmp_path, "b", _meta(rps=400.0)),
+        _trial(tmp_path, "c", _meta(rps=320.0, async_api=True)),
+        _trial(tmp_path, "d", _meta("raw-asgi-asyncpg", "reference", flow="api", rps=1000.0))])
+    best = groups.summarize(made, tmp_path, None)
+    (section,) = groups.sections(made)
+    s = findings.Section(made, made, best[section])
+    said = {f.__name__: f(s) for f in findings.FINDINGS}
+    assert all(isinstance(lines, list) and all(line.startswith(("- ", "  - ")) for line in lines)
+               for lines in said.values())
+    in_order = [line for f in findings.FINDINGS for line in said[f.__name__]]
+    assert findings.section_findings(made, best[section]) == in_order
+    assert said["async_versus_sync"] == [("- Django async views on uvicorn: 0.80× the req/s of its sync views "
+                                          "(320 vs 400), p95 29.5 vs 29.5 ms.")]
+    assert said["serialises_io"] == said["concurrent"] == said["unstable_rows"] == []  # a CPU table, one trial each
+    assert said["raw_ceiling"][0].startswith("- Raw ceiling: **raw-asgi-asyncpg** at 1,000 req/s")
+    assert findings.section_findings(made[:0], None) == ["- No completed trial in this table."]
+
+
+def _history(run_dir: Path, rows) -> None:
+    """locust_stats_history.csv: (timestamp, users, all requests, FLOW iterations) per second."""
+    lines = ["Timestamp,User Count,Type,Name,Total Request Count"]
+    for ts, users, total, flow in rows:
+        lines += [f"{ts},{users},,Aggregated,{total}", f"{ts},{users},FLOW,iteration,{flow}",
+                  f"{ts},{users},GET,/api/troupe/,{total - flow}"]
+    (run_dir / "locust_stats_history.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_every_chart_is_drawn_named_and_shown(tmp_path):
+    from asgibench.report import charts
+
+    assert {f.__name__ for *_, f in charts.CHARTS} == {n for n in _functions(charts) if n.endswith("_chart")}
+    runs = [_trial(tmp_path, "a", _meta(scenario="io", flow="io", rps=6.0, efficiency=0.75, bound=True)),
+            _trial(tmp_path, "b", _meta("raw-asgi-asyncpg", "reference", "io", "io", rps=7.9, efficiency=0.99)),
+            _trial(tmp_path, "c", _meta(scenario="medium", rps=80.0))]
+    _history(runs[2].path, [(100, 1, 0, 0), (101, 2, 30, 10), (102, 4, 70, 20), (103, 4, 70, 20)])
+    assert charts.ramp_series(runs[2].path) == ([1.0, 2.0, 3.0], [2.0, 4.0, 4.0], [20.0, 30.0, 0.0])  # FLOW left out
+    res = report.build([t.path for t in runs], tmp_path / "out", calibration=tmp_path / "none.json")
+    assert sorted(p.name for p in res["charts"]) == [  # no chart without data: no ramp of io, no concurrency of ramps
+        "concurrency-ad-hoc-io.png", "latency-ad-hoc-io.png", "latency-ad-hoc-medium.png", "ramp-ad-hoc-medium.png",
+        "rps-ad-hoc-io.png", "rps-ad-hoc-medium.png"]
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in res["charts"])
+    md = res["report"].read_text()
+    for kind, alt, _ in charts.CHARTS:  # report.md shows each chart with the alt text of CHARTS
+        assert f"![{alt}](charts/{kind}-ad-hoc-" in md
+
+
+def test_default_flow_is_one_rule_for_the_registry_and_the_labels(tmp_path):
+    assert all(v.default_flow == variants.default_flow_for(v.serves) for v in variants.VARIANTS)
+    made = groups.group_trials([_trial(tmp_path, "a", _meta(flow="api")),  # serves admin: api is not its default
+                                _trial(tmp_path, "b", _meta("fastapi-asyncpg", "fastapi", flow="api"))])
+    assert {g.label for g in made} == {"uvicorn (api flow)", "fastapi-asyncpg"}
+    assert [groups.family_order(f) for f in variants.FAMILIES + ("?",)] == list(range(len(variants.FAMILIES) + 1))
+
+
+def test_report_reads_calibration_through_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path / "results")
+    results.RESULTS_DIR.mkdir()
+    (results.RESULTS_DIR / "calibration.json").write_text(json.dumps({"ceiling_rps": 5000.0}))
+    t = _trial(tmp_path, "a", _meta(rps=3000.0, gen_cpu=50.0))
+    md = report.build([t.path], tmp_path / "out", charts=False)["report"].read_text()  # out/ has none: results'
+    assert "**5,000 req/s** (`../results/calibration.json`)" in md
+    (tmp_path / "out" / "calibration.json").write_text(json.dumps({"ceiling_rps": 8000.0}))
+    md = report.build([t.path], tmp_path / "out", charts=False)["report"].read_text()
+    assert "**8,000 req/s** (`calibration.json`)" in md
+
+
+def test_report_is_the_last_step_of_the_data_path():
+    """The report imports only what comes before it; nothing but the CLI and the matrix imports it."""
+    package = Path(report.__file__).parent
+    before = {"asgibench." + m for m in ("results", "stats", "variants", "files", "errors")}
+
+    def imported(path: Path) -> set:
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                out |= {f"{node.module}.{a.name}" if node.module == "asgibench" else node.module for a in node.names}
+        return {m for m in out if m.split(".")[0] == "asgibench"}
+
+    for p in package.glob("*.py"):
+        assert {m for m in imported(p) if not m.startswith("asgibench.report")} <= before, p.name
+    importers = {p.relative_to(package.parent).as_posix() for p in package.parent.rglob("*.py")
+                 if package not in p.parents and any(m.startswith("asgibench.report") for m in imported(p))}
+    assert importers <= {"cli.py", "matrix.py"}, importers
 
 
 # -- e2e: a report from real runs --------------------------------------------------------------------

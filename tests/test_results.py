@@ -44,8 +44,8 @@ def test_summary_leaves_out_the_flow_entry(tmp_path):
                 "last_request_timestamp": 110.0, "total_response_time": n * rt, "max_response_time": rt,
                 "response_times": {str(rt): n}}
 
-    (tmp_path / "locust.json").write_text(json.dumps([
-        entry("GET", "/api/troupe/", 50, 10.0), entry(benchcontract.FLOW_REQUEST_TYPE, benchcontract.FLOW_NAME, 25, 40.0)]))
+    flow = entry(benchcontract.FLOW_REQUEST_TYPE, benchcontract.FLOW_NAME, 25, 40.0)
+    (tmp_path / "locust.json").write_text(json.dumps([entry("GET", "/api/troupe/", 50, 10.0), flow]))
     s = results.summarize(tmp_path)
     assert s["requests"] == 50 and s["rps"] == 5.0 and list(s["endpoints"]) == ["GET /api/troupe/"]
     assert s["flow"]["iterations"] == 25 and s["flow"]["p50_ms"] == 40.0

@@ -82,8 +82,8 @@ def column_docs(indent: str = "  ", width: int = 104) -> str:
     pad = max(len(name) for name in CSV_COLUMNS) + 2
     out = []
     for name, doc in COLUMNS:
-        out += textwrap.wrap(doc, width, initial_indent=f"{indent}{name:<{pad}}",
-                             subsequent_indent=indent + " " * pad) or [f"{indent}{name}"]
+        out += textwrap.wrap(doc, width, initial_indent=f"{indent}{name:<{pad}}", subsequent_indent=indent + " " * pad,
+                             break_long_words=False, break_on_hyphens=False)
     return "\n".join(out) + "\n"
 
 
