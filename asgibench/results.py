@@ -15,11 +15,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from asgibench import ROOT
+import benchcontract
+
+from asgibench import ROOT, files
 from locustfiles import timingfile  # the recorder's file format: stdlib only, no Locust import
 
 RESULTS_DIR = Path(os.environ.get("ASGIBENCH_RESULTS") or ROOT / "results")
-FLOW_TYPE = "FLOW"  # the whole-iteration entry (like k6's iteration_duration): not a request
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 
 
@@ -39,9 +40,8 @@ def new_run_dir(variant: str, label: str, root: Path | None = None) -> Path:
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:
-    tmp = run_dir / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=False, default=str))
-    tmp.replace(run_dir / "meta.json")
+    """meta.json, atomically (a reader never sees half of it; a killed run keeps the last whole one)."""
+    files.write_json_atomic(Path(run_dir) / "meta.json", meta)
 
 
 def calibration_path() -> Path:
@@ -49,12 +49,22 @@ def calibration_path() -> Path:
     return RESULTS_DIR / "calibration.json"
 
 
-def calibration() -> dict | None:
-    try:
-        data = json.loads(calibration_path().read_text())
-        return data if data.get("ceiling_rps") else None
-    except (OSError, ValueError):
-        return None
+def calibration(*paths) -> dict | None:
+    """The one calibration reader: the first of `paths` (default: calibration_path()) that holds a
+    measured ceiling ("ceiling_rps"), as its JSON plus "_path" (the file it came from, quoted by the
+    report); None when none does (missing, unreadable, not JSON, no ceiling). The generator-bound
+    rule of new runs and the report both read calibration.json through here."""
+    for p in paths or (calibration_path(),):
+        if not p:
+            continue
+        try:
+            data = json.loads(Path(p).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("ceiling_rps"):
+            data["_path"] = str(p)
+            return data
+    return None
 
 
 def read_meta(run_dir: Path) -> dict:
@@ -80,8 +90,8 @@ def summarize(run_dir: Path) -> dict:
     """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded."""
     stats_path = run_dir / "locust.json"
     entries = json.loads(stats_path.read_text()) if stats_path.exists() else []
-    reqs = [e for e in entries if e["method"] != FLOW_TYPE]
-    flows = [e for e in entries if e["method"] == FLOW_TYPE]
+    reqs = [e for e in entries if e["method"] != benchcontract.FLOW_REQUEST_TYPE]
+    flows = [e for e in entries if e["method"] == benchcontract.FLOW_REQUEST_TYPE]
     n = sum(e["num_requests"] for e in reqs)
     fails = sum(e["num_failures"] for e in reqs)
     buckets: dict = {}
@@ -146,7 +156,8 @@ def exact_latencies(run_dir: Path) -> dict | None:
     out["per_endpoint"] = {
         f"{k.request_type} {k.name}": {q: round(v, 3) for q, v in timingfile.summarize(
             timingfile.select(merged, k.request_type, k.name), PERCENTILES).items() if q in ("p50", "p95", "p99", "count")}
-        for k in merged.series if k.ok and k.request_type != FLOW_TYPE
+        for k in merged.series
+        if k.ok and k.request_type != benchcontract.FLOW_REQUEST_TYPE
     }
     return out
 
@@ -174,7 +185,7 @@ def machine() -> dict:
 
 def git_state() -> dict:
     def git(*args):
-        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return res.stdout.strip() if res.returncode == 0 else None
 
     sha = git("rev-parse", "HEAD")

@@ -46,6 +46,13 @@ GREEN_NO_ASYNC = "green-thread worker: Django async views raise SynchronousOnlyO
 DJANGO_SITE = frozenset({"admin", "api", "static"})
 
 
+def default_flow_for(serves) -> str:
+    """The Locust flow a plain `bench` runs on a row serving `serves` (its endpoint sets): the original
+    flow (admin login + API) where Django's admin is served, else the API-only flow. Variant.default_flow
+    and the report's row labels (from meta.json's "serves") both ask this."""
+    return "original" if "admin" in serves else "api"
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -78,9 +85,8 @@ class Variant:
 
     @property
     def default_flow(self) -> str:
-        """The Locust flow a plain `bench` runs: the original (admin login + API) where Django's
-        admin is served, else the API-only flow."""
-        return "original" if "admin" in self.serves else "api"
+        """The Locust flow a plain `bench` runs on this row (see default_flow_for)."""
+        return default_flow_for(self.serves)
 
     def effective_workers(self, override: int | None = None) -> int:
         if override is not None:

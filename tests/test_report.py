@@ -3,7 +3,9 @@ folders made here (e2e: real servers, PostgreSQL and Locust), its numbers checke
 files they came from, its charts against PNG magic and matplotlib, its links against the disk."""
 from __future__ import annotations
 
+import ast
 import csv
+import inspect
 import json
 import re
 import statistics
@@ -12,24 +14,25 @@ from pathlib import Path
 import pytest
 from helpers import cli
 
-from asgibench import report
+from asgibench import report, results, stats, variants
 from asgibench.errors import UsageError
+from asgibench.report import findings, groups, trials
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # -- fast: statistics, grouping, figures -------------------------------------------------------------
 
-def test_median_and_cv():
-    assert report.median([3, 1, 2]) == 2
-    assert report.median([4, 1, 3, 2]) == 2.5
-    assert report.median([None, 5]) == 5
-    assert report.median([]) is None
+def test_median_and_cv():  # the report's figures use stats' definitions
+    assert stats.median([3, 1, 2]) == 2
+    assert stats.median([4, 1, 3, 2]) == 2.5
+    assert stats.median([None, 5]) == 5
+    assert stats.median([]) is None
     # sample standard deviation (n-1), not the population one: 90, 100, 110 -> stdev 10, mean 100
-    assert report.cv_pct([90, 100, 110]) == pytest.approx(10.0)
-    assert report.cv_pct([100, 100]) == 0.0
-    assert report.cv_pct([100]) is None  # one trial: no variance estimate
-    assert report.cv_pct([0, 0]) is None
+    assert stats.cv_pct([90, 100, 110]) == pytest.approx(10.0)
+    assert stats.cv_pct([100, 100]) == 0.0
+    assert stats.cv_pct([100]) is None  # one trial: no variance estimate
+    assert stats.cv_pct([0, 0]) is None
 
 
 def _meta(variant="uvicorn", family="asgi", scenario="constant", flow="original", rps=100.0, *, status="completed",
@@ -63,7 +66,7 @@ def _trial(tmp_path, name, meta):
     d = tmp_path / meta["variant"]["name"] / name
     d.mkdir(parents=True)
     (d / "meta.json").write_text(json.dumps(meta))
-    return report.load_trial(d)
+    return trials.load_trial(d)
 
 
 def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
@@ -78,15 +81,15 @@ def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
         _trial(tmp_path, "h", _meta(rps=75, users=8)),
         _trial(tmp_path, "i", _meta(rps=7, scenario="io", flow="io", efficiency=0.9)),
     ]
-    groups = report.group_trials(ts)
-    by = {(g.matrix_id, g.scenario, g.label): g for g in groups}
+    made = groups.group_trials(ts)
+    by = {(g.matrix_id, g.scenario, g.label): g for g in made}
     assert set(by) == {("m1", "constant", "uvicorn"), ("m2", "constant", "uvicorn"),
                        ("ad-hoc", "constant", "uvicorn (async)"), ("ad-hoc", "constant", "uvicorn [users=4]"),
                        ("ad-hoc", "constant", "uvicorn [users=8]"), ("ad-hoc", "io", "uvicorn")}
     m1 = by[("m1", "constant", "uvicorn")]
     assert [t.path.name for t in m1.trials] == ["a", "b", "c"]  # ordered by trial number
     assert [t.path.name for t in m1.excluded] == ["d"]  # listed, not averaged
-    row = report.summarize_group(m1, tmp_path)
+    row = groups.summarize_group(m1, tmp_path)
     assert row["trials"] == 3 and row["excluded_trials"] == 1
     assert row["rps_median"] == 110
     assert row["rps_cv_pct"] == pytest.approx(100 * statistics.stdev([100, 120, 110]) / 110, abs=0.01)
@@ -96,39 +99,41 @@ def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
     assert row["status_problems"] == "interrupted: uvicorn/d"
     assert row["run_dirs"] == "uvicorn/a uvicorn/b uvicorn/c"
     # sections come in a fixed order: matrices first, the I/O scenario after the CPU one
-    assert [g.section for g in groups][:2] == [("m1", "constant"), ("m2", "constant")]
-    assert groups[-1].section == ("ad-hoc", "io")
+    assert [g.section for g in made][:2] == [("m1", "constant"), ("m2", "constant")]
+    assert made[-1].section == ("ad-hoc", "io")
 
 
 def test_flow_labels():
-    assert report.flow_label({"flow": "original", "api_prefix": "/api/"}) == "original"
-    assert report.flow_label({"flow": "original", "api_prefix": "/async_api/", "with_slowapi": True}) == \
+    assert groups.flow_label({"flow": "original", "api_prefix": "/api/"}) == "original"
+    assert groups.flow_label({"flow": "original", "api_prefix": "/async_api/", "with_slowapi": True}) == \
         "original+async+slowapi"
-    assert report.flow_label({"flow": "io", "api_prefix": "/async_api/"}) == "io"  # the probe has no async twin
-    assert report.flow_label({"flow": "api", "only_slowapi": True, "arrival_rate": 50.0}) == "slowapi-only+open@50/s"
+    assert groups.flow_label({"flow": "io", "api_prefix": "/async_api/"}) == "io"  # the probe has no async twin
+    assert groups.flow_label({"flow": "api", "only_slowapi": True, "arrival_rate": 50.0}) == "slowapi-only+open@50/s"
 
 
 def test_latency_falls_back_to_locust_for_the_whole_group(tmp_path):
-    trials = [_trial(tmp_path, "a", _meta(rps=100)), _trial(tmp_path, "b", _meta(rps=100, exact=False))]
-    g = report.group_trials(trials)[0]
-    row = report.summarize_group(g, tmp_path)
+    runs = [_trial(tmp_path, "a", _meta(rps=100)), _trial(tmp_path, "b", _meta(rps=100, exact=False))]
+    g = groups.group_trials(runs)[0]
+    row = groups.summarize_group(g, tmp_path)
     assert row["latency_source"] == "locust" and row["p95_ms"] == 30.0 and row["max_ms"] == 55.0
     assert row["unstable"] is False and row["rps_cv_pct"] == 0.0
 
 
 def test_generator_bound_from_meta_or_derived(tmp_path):
-    trials = [_trial(tmp_path, "a", _meta(bound=False)), _trial(tmp_path, "b", _meta(bound=True))]
-    flagged = report.group_trials(trials)[0]
-    row = report.summarize_group(flagged, tmp_path)
+    runs = [_trial(tmp_path, "a", _meta(bound=False)), _trial(tmp_path, "b", _meta(bound=True))]
+    flagged = groups.group_trials(runs)[0]
+    row = groups.summarize_group(flagged, tmp_path)
     assert row["generator_bound"] is True and row["generator_bound_source"] == "meta"
     assert "uvicorn/b: test reason" in row["generator_bound_reasons"]
     # older runs without the flag: derived from CPU, Locust's warning, and half the calibrated ceiling
-    hot = report.group_trials([_trial(tmp_path, "c", _meta(variant="x", gen_cpu=95.0))])[0]
-    assert report.summarize_group(hot, tmp_path)["generator_bound"] is True
-    fast = report.group_trials([_trial(tmp_path, "d", _meta(variant="y", rps=3000.0, gen_cpu=40.0))])[0]
-    assert report.summarize_group(fast, tmp_path)["generator_bound"] is False
-    row = report.summarize_group(fast, tmp_path, ceiling_rps=5000.0)
+    hot = groups.group_trials([_trial(tmp_path, "c", _meta(variant="x", gen_cpu=95.0))])[0]
+    assert groups.summarize_group(hot, tmp_path)["generator_bound"] is True
+    fast = groups.group_trials([_trial(tmp_path, "d", _meta(variant="y", rps=3000.0, gen_cpu=40.0))])[0]
+    assert groups.summarize_group(fast, tmp_path)["generator_bound"] is False
+    row = groups.summarize_group(fast, tmp_path, ceiling_rps=5000.0)
     assert row["generator_bound"] is True and row["generator_bound_source"] == "derived"
+    assert fast.trials[0].bound(5000.0) == (True, "derived",  # the rule of stats, word for word
+                                            stats.generator_bound_reasons(40.0, 1, False, 3000.0, 5000.0))
 
 
 def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
@@ -159,7 +164,7 @@ def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
     assert "| daphne | asgi | io | no completed trial |" in md
     assert "**server-died**" in md and rows[("io", "daphne")]["status_problems"] == "server-died: ../daphne/f"
     with open(res["summary_csv"], newline="") as f:
-        assert tuple(csv.DictReader(f).fieldnames) == report.CSV_COLUMNS
+        assert tuple(csv.DictReader(f).fieldnames) == groups.CSV_COLUMNS
 
 
 def test_run_ids_resolve_matrix_ids_names_and_folders(tmp_path):
@@ -171,19 +176,132 @@ def test_run_ids_resolve_matrix_ids_names_and_folders(tmp_path):
     cal.mkdir(parents=True)
     (cal / "meta.json").write_text(json.dumps(_meta(variant="raw")))  # calibrate's runs are not rows
     (tmp_path / "uvicorn" / "junk").mkdir()  # no meta.json: ignored
-    assert report.find_runs(tmp_path) == sorted([a.path, b.path])
-    assert report.resolve_run_ids([], tmp_path) == sorted([a.path, b.path])
-    assert report.resolve_run_ids(["m1"], tmp_path) == [a.path]
-    assert report.resolve_run_ids(["20260101T000100Z-constant"], tmp_path) == [b.path]
-    assert report.resolve_run_ids(["daphne/20260101T000100Z-constant", str(b.path)], tmp_path) == [b.path]
-    assert report.resolve_run_ids([str(tmp_path / "uvicorn")], tmp_path) == [a.path]
+    assert trials.find_runs(tmp_path) == sorted([a.path, b.path])
+    assert trials.resolve_run_ids([], tmp_path) == sorted([a.path, b.path])
+    assert trials.resolve_run_ids(["m1"], tmp_path) == [a.path]
+    assert trials.resolve_run_ids(["20260101T000100Z-constant"], tmp_path) == [b.path]
+    assert trials.resolve_run_ids(["daphne/20260101T000100Z-constant", str(b.path)], tmp_path) == [b.path]
+    assert trials.resolve_run_ids([str(tmp_path / "uvicorn")], tmp_path) == [a.path]
     with pytest.raises(UsageError):
-        report.resolve_run_ids(["no-such-run"], tmp_path)
+        trials.resolve_run_ids(["no-such-run"], tmp_path)
 
 
 def test_main_without_runs_is_a_usage_error(tmp_path, capsys):
     assert report.main(["--results", str(tmp_path)]) == 2
     assert "no benchmark runs" in capsys.readouterr().err
+
+
+# -- fast: the seams of the package ------------------------------------------------------------------
+
+def test_csv_columns_and_their_docs_are_one_table(tmp_path):
+    names = [name for name, _ in groups.COLUMNS]
+    assert tuple(names) == groups.CSV_COLUMNS and len(set(names)) == len(names)
+    docs = groups.column_docs()
+    for name, doc in groups.COLUMNS:
+        assert doc.strip() and re.search(rf"^  {re.escape(name)} +\S", docs, flags=re.MULTILINE), name
+        assert " ".join(doc.split()) in " ".join(docs.split()), name
+    assert docs in groups.__doc__ and docs in report.__doc__  # the two docstrings show the generated text
+    assert f"rps_cv_pct > {stats.UNSTABLE_CV_PCT:g}" in docs  # written from the rule, not a copy of it
+    # the row summarize_group builds has exactly these columns, in this order
+    g = groups.group_trials([_trial(tmp_path, "a", _meta())])[0]
+    assert tuple(groups.summarize_group(g, tmp_path)) == groups.CSV_COLUMNS
+
+
+def _functions(module) -> set:
+    return {n for n, f in vars(module).items()
+            if inspect.isfunction(f) and f.__module__ == module.__name__ and not n.startswith("_")}
+
+
+def test_every_finding_is_one_function_in_the_table(tmp_path):
+    assert _functions(findings) - {"section_findings"} == {f.__name__ for f in findings.FINDINGS}
+    assert len(set(findings.FINDINGS)) == len(findings.FINDINGS)
+    made = groups.group_trials([
+        _trial(tmp_path, "a", _meta("gunicorn-sync", "wsgi", rps=200.0)),
+        _trial(tmp_path, "b", _meta(rps=400.0)),
+        _trial(tmp_path, "c", _meta(rps=320.0, async_api=True)),
+        _trial(tmp_path, "d", _meta("raw-asgi-asyncpg", "reference", flow="api", rps=1000.0))])
+    best = groups.summarize(made, tmp_path, None)
+    (section,) = groups.sections(made)
+    s = findings.Section(made, made, best[section])
+    said = {f.__name__: f(s) for f in findings.FINDINGS}
+    assert all(isinstance(lines, list) and all(line.startswith(("- ", "  - ")) for line in lines)
+               for lines in said.values())
+    in_order = [line for f in findings.FINDINGS for line in said[f.__name__]]
+    assert findings.section_findings(made, best[section]) == in_order
+    assert said["async_versus_sync"] == [("- Django async views on uvicorn: 0.80× the req/s of its sync views "
+                                          "(320 vs 400), p95 29.5 vs 29.5 ms.")]
+    assert said["serialises_io"] == said["concurrent"] == said["unstable_rows"] == []  # a CPU table, one trial each
+    assert said["raw_ceiling"][0].startswith("- Raw ceiling: **raw-asgi-asyncpg** at 1,000 req/s")
+    assert findings.section_findings(made[:0], None) == ["- No completed trial in this table."]
+
+
+def _history(run_dir: Path, rows) -> None:
+    """locust_stats_history.csv: (timestamp, users, all requests, FLOW iterations) per second."""
+    lines = ["Timestamp,User Count,Type,Name,Total Request Count"]
+    for ts, users, total, flow in rows:
+        lines += [f"{ts},{users},,Aggregated,{total}", f"{ts},{users},FLOW,iteration,{flow}",
+                  f"{ts},{users},GET,/api/troupe/,{total - flow}"]
+    (run_dir / "locust_stats_history.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_every_chart_is_drawn_named_and_shown(tmp_path):
+    from asgibench.report import charts
+
+    assert {f.__name__ for *_, f in charts.CHARTS} == {n for n in _functions(charts) if n.endswith("_chart")}
+    runs = [_trial(tmp_path, "a", _meta(scenario="io", flow="io", rps=6.0, efficiency=0.75, bound=True)),
+            _trial(tmp_path, "b", _meta("raw-asgi-asyncpg", "reference", "io", "io", rps=7.9, efficiency=0.99)),
+            _trial(tmp_path, "c", _meta(scenario="medium", rps=80.0))]
+    _history(runs[2].path, [(100, 1, 0, 0), (101, 2, 30, 10), (102, 4, 70, 20), (103, 4, 70, 20)])
+    assert charts.ramp_series(runs[2].path) == ([1.0, 2.0, 3.0], [2.0, 4.0, 4.0], [20.0, 30.0, 0.0])  # FLOW left out
+    res = report.build([t.path for t in runs], tmp_path / "out", calibration=tmp_path / "none.json")
+    assert sorted(p.name for p in res["charts"]) == [  # no chart without data: no ramp of io, no concurrency of ramps
+        "concurrency-ad-hoc-io.png", "latency-ad-hoc-io.png", "latency-ad-hoc-medium.png", "ramp-ad-hoc-medium.png",
+        "rps-ad-hoc-io.png", "rps-ad-hoc-medium.png"]
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in res["charts"])
+    md = res["report"].read_text()
+    for kind, alt, _ in charts.CHARTS:  # report.md shows each chart with the alt text of CHARTS
+        assert f"![{alt}](charts/{kind}-ad-hoc-" in md
+
+
+def test_default_flow_is_one_rule_for_the_registry_and_the_labels(tmp_path):
+    assert all(v.default_flow == variants.default_flow_for(v.serves) for v in variants.VARIANTS)
+    made = groups.group_trials([_trial(tmp_path, "a", _meta(flow="api")),  # serves admin: api is not its default
+                                _trial(tmp_path, "b", _meta("fastapi-asyncpg", "fastapi", flow="api"))])
+    assert {g.label for g in made} == {"uvicorn (api flow)", "fastapi-asyncpg"}
+    assert [groups.family_order(f) for f in variants.FAMILIES + ("?",)] == list(range(len(variants.FAMILIES) + 1))
+
+
+def test_report_reads_calibration_through_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path / "results")
+    results.RESULTS_DIR.mkdir()
+    (results.RESULTS_DIR / "calibration.json").write_text(json.dumps({"ceiling_rps": 5000.0}))
+    t = _trial(tmp_path, "a", _meta(rps=3000.0, gen_cpu=50.0))
+    md = report.build([t.path], tmp_path / "out", charts=False)["report"].read_text()  # out/ has none: results'
+    assert "**5,000 req/s** (`../results/calibration.json`)" in md
+    (tmp_path / "out" / "calibration.json").write_text(json.dumps({"ceiling_rps": 8000.0}))
+    md = report.build([t.path], tmp_path / "out", charts=False)["report"].read_text()
+    assert "**8,000 req/s** (`calibration.json`)" in md
+
+
+def test_report_is_the_last_step_of_the_data_path():
+    """The report imports only what comes before it; nothing but the CLI and the matrix imports it."""
+    package = Path(report.__file__).parent
+    before = {"asgibench." + m for m in ("results", "stats", "variants", "files", "errors")}
+
+    def imported(path: Path) -> set:
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                out |= {f"{node.module}.{a.name}" if node.module == "asgibench" else node.module for a in node.names}
+        return {m for m in out if m.split(".")[0] == "asgibench"}
+
+    for p in package.glob("*.py"):
+        assert {m for m in imported(p) if not m.startswith("asgibench.report")} <= before, p.name
+    importers = {p.relative_to(package.parent).as_posix() for p in package.parent.rglob("*.py")
+                 if package not in p.parents and any(m.startswith("asgibench.report") for m in imported(p))}
+    assert importers <= {"cli.py", "matrix.py"}, importers
 
 
 # -- e2e: a report from real runs --------------------------------------------------------------------
@@ -243,7 +361,7 @@ def test_summary_numbers_come_from_the_run_folders(real_runs):
     (io_dir,) = [out / d for d in io["run_dirs"].split()]
     io_meta = json.loads((io_dir / "meta.json").read_text())
     assert int(io["requests"]) == _locust_requests(io_dir)[0]
-    assert float(io["efficiency"]) == io_meta["summary"]["concurrency"]["efficiency"] < report.SERIALISES_BELOW
+    assert float(io["efficiency"]) == io_meta["summary"]["concurrency"]["efficiency"] < findings.SERIALISES_BELOW
     assert float(io["ideal_rps"]) == 8.0 and io["matrix_id"] == "ad-hoc" and io["trials"] == "1"
     assert io["generator_bound"] in ("true", "false")
 
@@ -298,5 +416,5 @@ def test_calibrated_ceiling_is_quoted_and_flags_old_runs(tmp_path):
     assert "Calibrated Locust ceiling on this machine: **5,000 req/s**" in md and "api_cost_ratio 1.2" in md
     (row,) = res["rows"]
     assert row["generator_bound"] is True and row["generator_bound_source"] == "derived"
-    assert "half the calibrated ceiling" in row["generator_bound_reasons"]
+    assert "half the calibrated Locust ceiling" in row["generator_bound_reasons"]  # stats' wording
     assert "**Generator-bound**" in md

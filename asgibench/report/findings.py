@@ -1,0 +1,233 @@
+"""The "What this means" section of report.md: what one table (a section) says, in sentences.
+
+Every finding is one function of a Section returning its bullet lines ([] when it has nothing to
+say), and FINDINGS lists them in the order report.md prints them. A new finding: one function here
+and one entry in FINDINGS (test_report checks that every public function of this module but
+section_findings is listed). Helpers that are not findings start with an underscore.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+
+import benchcontract
+
+from asgibench import stats
+from asgibench.report.fmt import num
+from asgibench.report.groups import FAMILY_TITLES, Group, family_order
+
+SERIALISES_BELOW = 0.5  # concurrency efficiency below this: the row serialises I/O
+CONCURRENT_FROM = 0.9  # at or above this: concurrent
+
+
+@dataclass
+class Section:
+    """One table: every row (also those without a completed trial), the rows with a figure, and the
+    best reference row of the table as (label, req/s) when it has one."""
+    rows: list
+    live: list
+    ceiling: tuple | None
+
+    @property
+    def is_io(self) -> bool:
+        return any(g.row.get("efficiency") is not None for g in self.live)
+
+    @property
+    def by_family(self) -> dict:
+        out: dict = {}
+        for g in self.live:
+            out.setdefault(g.family, []).append(g)
+        return out
+
+    @property
+    def tops(self) -> dict:
+        """The fastest row of each family."""
+        return {fam: max(gs, key=lambda g: g.row["rps_median"]) for fam, gs in self.by_family.items()}
+
+    @property
+    def efficient(self) -> list:
+        """Rows with a concurrency efficiency (the I/O scenario)."""
+        return [g for g in self.live if g.row.get("efficiency") is not None]
+
+
+def section_findings(rows: list[Group], ceiling) -> list[str]:
+    """The bullet lines of one section, finding after finding."""
+    live = [g for g in rows if g.trials and g.row.get("rps_median") is not None]
+    if not live:
+        return ["- No completed trial in this table."]
+    s = Section(rows, live, ceiling)
+    return [line for finding in FINDINGS for line in finding(s)]
+
+
+def best_per_family(s: Section) -> list[str]:
+    bests = []
+    for fam in sorted(s.by_family, key=family_order):
+        top = s.tops[fam]
+        bests.append(f"{FAMILY_TITLES.get(fam, fam)}: **{top.label}** {num(top.row['rps_median'])} req/s")
+    return ["- Best row per family (median req/s): " + "; ".join(bests) + "."]
+
+
+def versus_best_wsgi(s: Section) -> list[str]:
+    tops = s.tops
+    if s.is_io or "wsgi" not in tops:
+        return []
+    w = tops["wsgi"]
+    out = []
+    for fam in ("asgi", "fastapi"):
+        if fam in tops:
+            o = tops[fam]
+            out.append(f"- Best {FAMILY_TITLES[fam]} row vs best WSGI row: {o.label} serves "
+                       f"{o.row['rps_median'] / w.row['rps_median']:.2f}× the req/s of {w.label}, "
+                       f"p95 {num(o.row['p95_ms'])} vs {num(w.row['p95_ms'])} ms"
+                       + (" (different flows: compare with care)" if o.flow != w.flow else "") + ".")
+    return out
+
+
+def async_versus_sync(s: Section) -> list[str]:
+    out = []
+    for g in s.live:
+        if "+async" not in g.flow:
+            continue
+        twin = [h for h in s.live if h.variant == g.variant and h.flow == g.flow.replace("+async", "")
+                and h.config == g.config]
+        if twin:
+            h = twin[0]
+            ratio = g.row["rps_median"] / h.row["rps_median"]
+            out.append(f"- Django async views on {g.variant}: {ratio:.2f}× the req/s "
+                       f"of its sync views ({num(g.row['rps_median'])} vs {num(h.row['rps_median'])}), p95 "
+                       f"{num(g.row['p95_ms'])} vs {num(h.row['p95_ms'])} ms.")
+    return out
+
+
+def spread(s: Section) -> list[str]:
+    non_ref = [g for g in s.live if g.family != "reference"]
+    if not non_ref or s.is_io:
+        return []
+    top = max(non_ref, key=lambda g: g.row["rps_median"])
+    slow = min(non_ref, key=lambda g: g.row["rps_median"])
+    if top is not slow and top.row["rps_median"] >= 1.1 * slow.row["rps_median"]:
+        return [(f"- Spread: the fastest non-reference row ({top.label}) serves "
+                 f"{top.row['rps_median'] / slow.row['rps_median']:.1f}× the slowest ({slow.label}).")]
+    return []
+
+
+def raw_ceiling(s: Section) -> list[str]:
+    if not s.ceiling:
+        return ["- No reference row in this table: no ceiling to compare with (add `raw-asgi-asyncpg` to the run)."]
+    if s.is_io:
+        return []
+    label, rps = s.ceiling
+    ratios = sorted((g for g in s.live if g.label != label), key=lambda g: -(g.row["ceiling_ratio"] or 0))
+    out = [f"- Raw ceiling: **{label}** at {num(rps)} req/s (a bare ASGI app on asyncpg: what Python reaches on "
+           "these queries without a framework). Each row as a fraction of it: "
+           + ", ".join(f"{g.label} {g.row['ceiling_ratio']:.2f}×" for g in ratios) + "."]
+    overall = max(s.live, key=lambda g: g.row["rps_median"])
+    if overall.label != label and overall.row["rps_median"] > 1.02 * rps:
+        out.append(f"  - {overall.label} beat the reference row here; check it is generator-bound or unstable before "
+                   "reading it as faster than the ceiling.")
+    return out
+
+
+def serialising_per_family(s: Section) -> list[str]:
+    effs = s.efficient
+    if not effs:
+        return []
+    fams = []
+    for fam in sorted({g.family for g in effs}, key=family_order):
+        n = [g for g in effs if g.family == fam]
+        k = sum(g.row["efficiency"] < SERIALISES_BELOW for g in n)
+        fams.append(f"{FAMILY_TITLES.get(fam, fam)} {k} of {len(n)}")
+    return ["- Rows that serialise I/O, per family: " + ", ".join(fams) + "."]
+
+
+def serialises_io(s: Section) -> list[str]:
+    ser = [g for g in s.efficient if g.row["efficiency"] < SERIALISES_BELOW]
+    if not ser:
+        return []
+    return [(f"- **Serialises I/O** (efficiency < {SERIALISES_BELOW}: waiting requests queue behind each other, "
+             f"as the original study saw with 1.65 of 10 req/s): {_by_efficiency(ser)}.")]
+
+
+def partly_concurrent(s: Section) -> list[str]:
+    part = [g for g in s.efficient if SERIALISES_BELOW <= g.row["efficiency"] < CONCURRENT_FROM]
+    return [f"- Partly concurrent ({SERIALISES_BELOW}–{CONCURRENT_FROM}): {_by_efficiency(part)}."] if part else []
+
+
+def concurrent(s: Section) -> list[str]:
+    conc = [g for g in s.efficient if g.row["efficiency"] >= CONCURRENT_FROM]
+    if not conc:
+        return []
+    return [(f"- Concurrent (≥ {CONCURRENT_FROM}: the waits overlap, as many requests in flight as users): "
+             f"{_by_efficiency(conc)}.")]
+
+
+def _by_efficiency(gs: list[Group]) -> str:
+    gs = sorted(gs, key=lambda g: g.row["efficiency"])
+    return ", ".join(f"{g.label} ({g.row['efficiency']:.2f})" for g in gs)
+
+
+def unstable_rows(s: Section) -> list[str]:
+    unstable = [g for g in s.live if g.row["unstable"]]
+    if not unstable:
+        return []
+    return [f"- **Unstable** (CV > {stats.UNSTABLE_CV_PCT:.0f}%; rerun or add trials before comparing): "
+            + ", ".join(f"{g.label} (CV {g.row['rps_cv_pct']:.1f}%)" for g in unstable) + "."]
+
+
+def single_trial(s: Section) -> list[str]:
+    single = [g for g in s.live if g.row["trials"] < 2]
+    return ["- One trial only (no variance estimate): " + ", ".join(g.label for g in single) + "."] if single else []
+
+
+def generator_bound(s: Section) -> list[str]:
+    bound = [g for g in s.live if g.row["generator_bound"]]
+    if bound:
+        return ["- **Generator-bound** (the load generator may have set the pace; the figure is a lower bound): "
+                + "; ".join(f"{g.label} ({g.row['generator_bound_reasons']})" for g in bound) + "."]
+    top_cpu = max((g.row["gen_cpu_pct_max"] or 0) for g in s.live)
+    return [f"- No figure is generator-bound (highest generator CPU {top_cpu:.0f}% of one core)."]
+
+
+def failures(s: Section) -> list[str]:
+    failing = [g for g in s.live if g.row["failures"]]
+    if not failing:
+        return ["- No failed request in this table (every check of every request passed)."]
+    out = []
+    for g in failing:
+        top = _top_failures(g)
+        out.append(f"- **Failures** in {g.label}: {g.row['failures']} of {g.row['requests']} requests "
+                   f"({g.row['failure_pct']:.2f}%)" + (f"; most frequent: {'; '.join(top)}" if top else "") + ".")
+    return out
+
+
+def _top_failures(g: Group, n: int = 2) -> list[str]:
+    counts: dict = {}
+    for t in g.trials:
+        try:
+            with open(t.path / "locust_failures.csv", newline="") as f:
+                for rec in csv.DictReader(f):
+                    k = f"{rec.get('Method')} {rec.get('Name')}: {rec.get('Error')}"
+                    counts[k] = counts.get(k, 0) + int(rec.get("Occurrences") or 0)
+        except (OSError, ValueError):
+            continue
+    return [f"{k} (×{c})" for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
+
+
+def not_in_async_rows(s: Section) -> list[str]:
+    no_async = {}
+    for g in s.rows:
+        reason = (g.all_trials[0].variant.get("no_async") or "")
+        if reason:
+            no_async[g.variant] = reason
+    if no_async and any("+async" in g.flow for g in s.rows):
+        return [f"- Not in the async rows (they cannot serve `{benchcontract.ASYNC_API_PREFIX}`): "
+                + "; ".join(f"{k}: {v}" for k, v in no_async.items()) + "."]
+    return []
+
+
+# report.md prints them in this order.
+FINDINGS = (
+    best_per_family, versus_best_wsgi, async_versus_sync, spread, raw_ceiling,
+    serialising_per_family, serialises_io, partly_concurrent, concurrent,
+    unstable_rows, single_trial, generator_bound, failures, not_in_async_rows,
+)
