@@ -14,6 +14,7 @@ from pathlib import Path
 
 from asgibench import ROOT
 from asgibench.errors import RunError, UsageError
+from asgibench.files import last_line, write_json_atomic
 
 ENVS_DIR = ROOT / "envs"
 LOCK_DIR = ENVS_DIR / "lock"
@@ -147,7 +148,7 @@ def ensure(group: str, python_version: str, *, quiet: bool = False) -> Env:
     env = Env(group, python_version, path, packages)
     if env.has("django"):
         _collectstatic(env)
-    stamp.write_text(json.dumps({"lock": lock.name, "lock_sha256": lock_sha, "packages": packages}, indent=1))
+    write_json_atomic(stamp, {"lock": lock.name, "lock_sha256": lock_sha, "packages": packages}, indent=1)
     return env
 
 
@@ -175,6 +176,5 @@ def _collectstatic(env: Env) -> None:
 def _run(cmd, what, **kw) -> str:
     res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise RunError(f"env: {what} failed: {tail[0]}")
+        raise RunError(f"env: {what} failed: {last_line(res.stderr, res.stdout)}")
     return res.stdout
