@@ -6,7 +6,7 @@ What each service gets is computed by the local runner's own code, so the two ca
     the gunicorn version read from the row's lock file (envs/lock/<env>-py<X.Y>.txt);
   - its environment is server.ServerSpec.environment() (apps.base_env + the row's database settings)
     for the image's interpreter (/usr/local, host paths mapped to /app), the connection strategy
-    resolved by run.resolve_db_conn as `bench` resolves it;
+    resolved by policy.resolve_db_conn as `bench` resolves it;
   - PostgreSQL's knobs are database.SETTINGS; the load is `asgibench bench` itself (a --target with
     --remote-workers), the workers loadgen.worker_command's.
 Knobs a user may change at `docker compose` time are compose variables whose defaults are exactly
@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from asgibench import ROOT, apps, database, envs, variants
+from asgibench import ROOT, apps, database, envs, policy, variants
 from asgibench.errors import AsgibenchError, RunError, UsageError
 from asgibench import server
 from asgibench.server import ServerSpec, build_command
@@ -104,10 +104,8 @@ def image_environment(group: str = MIGRATE_GROUP, python: str = DEFAULT_PYTHON) 
 
 
 def allowed(row: variants.Variant, python: str) -> bool:
-    from asgibench import run
-
     try:
-        run.python_allowed(row, python)
+        policy.python_allowed(row, python)
         envs.lock_file(row.env, python)
         envs.lock_file(MIGRATE_GROUP, python)
     except UsageError:
@@ -138,12 +136,10 @@ def row_command(row: variants.Variant, python: str) -> list:
 
 def row_environment(row: variants.Variant, python: str) -> dict:
     """ServerSpec.environment() for the image, plus the service name as an allowed host."""
-    from asgibench import run
-
     env = image_env(row.env, python)
-    db_conn, _ = run.resolve_db_conn(row, SimpleNamespace(db_conn=None), env)
+    db_conn, _ = policy.resolve_db_conn(row, SimpleNamespace(db_conn=None), env)
     spec = ServerSpec(row, env, port=PORT, workers=default_workers(row), db_conn=var("DB_CONN", db_conn),
-                      pool_size=var("POOL_SIZE", run.DEFAULT_POOL_SIZE), database_url=DATABASE_URL)
+                      pool_size=var("POOL_SIZE", policy.DEFAULT_POOL_SIZE), database_url=DATABASE_URL)
     out = to_container(spec.environment())
     # Locust sends Host: <row>:8000; settings.py adds ASGIBENCH_ALLOWED_HOSTS to its loopback list.
     out["ASGIBENCH_ALLOWED_HOSTS"] = f"{row.name},{var('ALLOWED_HOSTS', '')}"

@@ -1,7 +1,7 @@
 """Bad input gets one clear line on stderr and exit 2, before anything starts."""
 import pytest
 
-from asgibench import cli, loadgen
+from asgibench import cli, loadgen, options
 from asgibench.errors import UsageError
 from helpers import cli as run_cli
 
@@ -39,22 +39,22 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 
 
 def test_durations():
-    assert cli.duration("30") == 30 and cli.duration("30s") == 30 and cli.duration("2m") == 120
-    assert cli.duration("1.5m") == 90
+    assert options.duration("30") == 30 and options.duration("30s") == 30 and options.duration("2m") == 120
+    assert options.duration("1.5m") == 90
     with pytest.raises(UsageError):
-        cli.duration("-3s")
+        options.duration("-3s")
 
 
 def test_cpu_placement():
-    assert cli.cpu_placement("server=0,db=0,locust=1") == {"server": {0}, "db": {0}, "locust": {1}}
-    assert cli.cpu_placement("server=0-1") == {"server": {0, 1}}
-    assert cli.cpu_placement(None) == {}
+    assert options.cpu_placement("server=0,db=0,locust=1") == {"server": {0}, "db": {0}, "locust": {1}}
+    assert options.cpu_placement("server=0-1") == {"server": {0, 1}}
+    assert options.cpu_placement(None) == {}
     with pytest.raises(UsageError):
-        cli.cpu_placement("gpu=0")
+        options.cpu_placement("gpu=0")
 
 
 def _opts(*argv):
-    return cli.build_options(cli.parser().parse_args(["bench", *argv]))
+    return options.build_options(cli.parser().parse_args(["bench", *argv]))
 
 
 def test_scenario_selection():

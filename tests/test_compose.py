@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from asgibench import ROOT, apps, compose, database, envs, loadgen, run, variants
+from asgibench import ROOT, apps, compose, database, envs, loadgen, options, policy, variants
 from asgibench.errors import UsageError
 from asgibench.server import build_command
 
@@ -179,7 +179,7 @@ def test_migrate_runs_the_runners_migrate_and_seed(services):
 def test_row_service_runs_the_local_runners_command(services, row):
     svc = services[row.name]
     python = compose.DEFAULT_PYTHON
-    assert run.python_allowed(row, python) is None  # every row runs on the default Python today
+    assert policy.python_allowed(row, python) is None  # every row runs on the default Python today
     assert resolve(svc["build"]["args"]) == {"PYTHON_VERSION": python, "ENV_GROUP": row.env}
     assert svc["build"]["context"] == ".." and svc["build"]["dockerfile"] == "compose/Dockerfile"
     workers = row.workers if row.workers is not None else compose.DEFAULT_WORKERS
@@ -210,7 +210,7 @@ def test_row_service_environment_is_the_runners(services, row, tmp_path):
     assert url.hostname == "postgres" and url.path == f"/{database.DB_NAME}" and url.username == database.DB_USER
     assert locked_version(row.env, compose.DEFAULT_PYTHON, "django") >= (5, 1) or row.env == "gino"
     assert env["ASGIBENCH_DB_CONN"] == row.db_conn  # no downgrade: Django >= 5.1 on the default Python
-    assert env["ASGIBENCH_POOL_SIZE"] == str(run.DEFAULT_POOL_SIZE)
+    assert env["ASGIBENCH_POOL_SIZE"] == str(policy.DEFAULT_POOL_SIZE)
     assert env["ASGIBENCH_PG_DRIVER"] == row.pg_driver
     for k, v in row.env_vars.items():
         assert env[k] == v
@@ -252,7 +252,7 @@ def test_master_runs_bench_with_a_target_and_remote_workers():
     argv = compose.master_argv("gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3)
     assert argv[:4] == ["bench", "gunicorn-eventlet", "--target", "http://gunicorn-eventlet:8000"]
     # parsed by the CLI's own parser, as `asgibench bench` (loopback host: no DNS lookup in the test)
-    opts = cli.build_options(cli.parser().parse_args(compose.master_argv(
+    opts = options.build_options(cli.parser().parse_args(compose.master_argv(
         "gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3, host="127.0.0.1")))
     plan = opts.plan
     assert opts.target == "http://127.0.0.1:8000"
@@ -260,7 +260,7 @@ def test_master_runs_bench_with_a_target_and_remote_workers():
     assert plan.remote_workers == 3 and plan.master_bind == "0.0.0.0" and plan.master_port == compose.MASTER_PORT
     cmd = loadgen.command(plan, opts.target, Path("/app/results/x"))
     assert "--master" in cmd and cmd[cmd.index("--expect-workers") + 1] == "3"
-    opts = cli.build_options(cli.parser().parse_args(compose.master_argv("fastapi-gino", "", 2, host="127.0.0.1")))
+    opts = options.build_options(cli.parser().parse_args(compose.master_argv("fastapi-gino", "", 2, host="127.0.0.1")))
     assert opts.plan.flow == "api"  # rows without the admin get the API-only flow, as `bench` does
     with pytest.raises(UsageError):
         compose.master_argv("no-such-row", "", 2)
