@@ -23,7 +23,7 @@ import argparse
 import os
 import sys
 
-from asgibench import calibrate, console, database, envs, loadgen, matrix, pipeline, procs, report, variants
+from asgibench import calibrate, compose, console, database, envs, loadgen, matrix, pipeline, procs, report, variants
 from asgibench.errors import UsageError
 from asgibench.options import Parser, add_load_args, build_options, duration, number
 from asgibench.server import loopback
@@ -144,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
     ep.add_argument("target")
     ep.add_argument("--python")
     ep.set_defaults(fn=cmd_env)
+    op = sub.add_parser("compose", help="compose/compose.yaml from the registry (--check: is it up to date)",
+                        description=compose.DESCRIPTION)
+    compose.add_arguments(op, parser_class=Parser)
+    op.set_defaults(fn=compose.cmd_compose)
     return p
 
 
@@ -153,9 +157,4 @@ def _dispatch(argv: list[str]) -> int:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["compose"]:  # its own small parser (compose.main)
-        from asgibench import compose
-
-        return compose.main(argv[1:])
-    return procs.run_as_main(_dispatch, argv)
+    return procs.run_as_main(_dispatch, sys.argv[1:] if argv is None else argv)
