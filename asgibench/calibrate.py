@@ -21,6 +21,7 @@ from asgibench import loadgen, pipeline, results, runmeta, variants
 from asgibench.files import write_json_atomic
 from asgibench.options import BenchOptions
 
+
 def path():
     return results.calibration_path()
 

@@ -4,6 +4,8 @@ Either the user's (DATABASE_URL) or the embedded cluster asgibench owns: initdb'
 .asgibench/pg (ASGIBENCH_PG_DIR), started on a free 127.0.0.1 port with its socket in that folder,
 kept between runs (data and seed), stopped at the end of the invocation that started it.
 PostgreSQL refuses to run as root: as root, the cluster is owned and run by the `postgres` user.
+A new server setting goes in SETTINGS (the embedded cluster and compose/compose.yaml both use it);
+a new input of the seed, in SEED_INPUTS (a change reseeds).
 """
 from __future__ import annotations
 

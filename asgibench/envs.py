@@ -1,5 +1,6 @@
 """Environment step: one uv-managed virtualenv per (env group, Python), built from the committed
-lock file envs/lock/<group>-py<X.Y>.txt, created on first use and reused while the lock is unchanged."""
+lock file envs/lock/<group>-py<X.Y>.txt, created on first use and reused while the lock is unchanged.
+A new env group is envs/<group>.in and its locks (`make lock`); rows name their group in the registry."""
 from __future__ import annotations
 
 import glob

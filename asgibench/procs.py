@@ -1,7 +1,9 @@
 """Child processes the suite starts: each in its own session (process group), tagged with the
 invocation's ASGIBENCH_RUN_TAG, stopped by PID / process group only — never by name. And the
 process-level guard of an asgibench command (run_as_main): signals that reach the clean-up, the
-exit status, and a sweep for anything tagged that outlived it."""
+exit status, and a sweep for anything tagged that outlived it.
+
+Every new child process goes through spawn (tag, session, log) and is stopped with stop."""
 from __future__ import annotations
 
 import os

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,7 +25,7 @@ import yaml
 from asgibench import ROOT, apps, compose, database, envs, loadgen, options, policy, variants
 from asgibench.compose import master
 from asgibench.compose import services as compose_services
-from asgibench.errors import UsageError
+from asgibench.errors import RunError, UsageError
 from asgibench.server import build_command
 
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
@@ -273,6 +274,32 @@ def test_locust_master_refuses_before_waiting(capsys):
     assert compose.locust_master(["uvicorn", "--load-args=--scenario 'unbalanced"]) == 2
     assert compose.locust_master(["uvicorn", "--host", "127.0.0.1", "--port", "1", "--wait", "0"]) == 1
     assert "did not answer" in capsys.readouterr().err
+
+
+def test_master_builds_the_same_options_as_bench():
+    """The locust-master parses its `bench ...` words with options, not through the CLI: same result."""
+    from asgibench import cli
+
+    for load_args in ("--scenario io --users 6 --io-seconds 0.5", "", "--users 3 --duration 5s --warmup 0 --async"):
+        argv = master.master_argv("uvicorn", load_args, 2, host="127.0.0.1")
+        assert master.bench_options(argv) == options.build_options(cli.parser().parse_args(argv)), load_args
+
+
+def test_locust_master_under_the_cli_subcommand_and_as_a_module(tmp_path):
+    from asgibench import cli
+
+    a = cli.parser().parse_args(["compose", "locust-master", "uvicorn", "--host", "127.0.0.1", "--port", "1",
+                                 "--wait", "0"])
+    with pytest.raises(RunError, match="did not answer"):
+        a.fn(a)
+    for module in ("asgibench", "asgibench.compose"):
+        cmd = [sys.executable, "-m", module] + (["compose"] if module == "asgibench" else [])
+        res = subprocess.run(cmd + ["--check"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and "matches the registry" in res.stdout, (module, res.stderr)
+        res = subprocess.run(cmd + ["locust-master", "no-such-row"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+            "asgibench: error: unknown variant 'no-such-row' (see `asgibench list`)"], (module, res.stderr)
 
 
 def test_image_tags_match_their_build(services):

@@ -6,8 +6,16 @@ in render().
 from __future__ import annotations
 
 from asgibench import database, envs
-from asgibench.compose.services import (DEFAULT_LOCUST_WORKERS, DEFAULT_PYTHON, DEFAULT_TARGET, DEFAULT_WORKERS,
-                                        MIGRATE_GROUP, override_pythons, pg_var, services)
+from asgibench.compose.services import (
+    DEFAULT_LOCUST_WORKERS,
+    DEFAULT_PYTHON,
+    DEFAULT_TARGET,
+    DEFAULT_WORKERS,
+    MIGRATE_GROUP,
+    override_pythons,
+    pg_var,
+    services,
+)
 from asgibench.compose.yamltext import emit, wrap_comment
 
 
