@@ -42,8 +42,8 @@ def cmd_bench(a) -> int:
 
 def cmd_verify(a) -> int:
     opts = build_options(a)
-    report_ = pipeline.verify(opts)
-    print(f"{opts.variant}: contract verified ({len(report_.checks)} checks)")
+    checked = pipeline.verify(opts)
+    print(f"{opts.variant}: contract verified ({len(checked.checks)} checks)")
     return 0
 
 
