@@ -1,5 +1,7 @@
 """Where the apps under test live and the environment every server process gets. Shared by the
-env step (collectstatic), the database step (migrate, seed) and the server step."""
+env step (collectstatic), the database step (migrate, seed) and the server step (and compose, for
+the image). A variable every app process needs goes in base_env; one row's own variables are its
+env_vars in the registry (variants)."""
 from __future__ import annotations
 
 import os

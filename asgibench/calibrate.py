@@ -6,17 +6,21 @@ FastHttpUser GET (no checks), for the API-only flow and for the original flow (a
 against a Django row), net of Locust's fixed background cost per second (measured first with users
 that mostly wait). The ceiling is the rate at which one fully busy Locust process would run:
 1 core / (net CPU seconds per bare request). Every later trial whose req/s exceeds half of it, or whose
-generator CPU passed 90%, is flagged "generator-bound" (run.generator_bound).
-Written to results/calibration.json with the machine it was measured on.
+generator CPU passed 90%, is flagged "generator-bound" (metrics.generator_bound, the rule in stats).
+Written to results/calibration.json with the machine it was measured on (read back by
+results.calibration). Each measurement is an ordinary pipeline run (bring_up + measure) in
+results/calibration/; a new measured figure is one more _measure call and a key of the file.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import ExitStack
 
-from asgibench import loadgen, results, run
+from asgibench import loadgen, pipeline, results, runmeta, variants
+from asgibench.files import write_json_atomic
+from asgibench.options import BenchOptions
+
 
 def path():
     return results.calibration_path()
@@ -34,12 +38,12 @@ def _pins() -> dict:
 def _measure(variant: str, flow: str, seconds: float, users: int, out, quiet: bool, **plan_kw) -> dict:
     plan = loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=flow, users=users,
                             spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, users), duration=seconds, **plan_kw)
-    opts = run.BenchOptions(variant=variant, plan=plan, warmup=2.0, cpus=_pins(), quiet=True)
+    opts = BenchOptions(variant=variant, plan=plan, warmup=2.0, cpus=_pins(), quiet=True)
     run_dir = results.new_run_dir(variant, f"calibrate-{flow}", out)
-    meta = run.new_meta(run.variants.get(variant), opts, plan)
-    with run.recorded(run_dir, meta), ExitStack() as stack:
-        st = run.bring_up(opts, stack, run_dir / "server.log")
-        run.measure(st, opts, plan, run_dir, meta)
+    meta = runmeta.new_meta(variants.get(variant), opts, plan)
+    with runmeta.recorded(run_dir, meta), ExitStack() as stack:
+        st = pipeline.bring_up(opts, stack, run_dir / "server.log")
+        pipeline.measure(st, opts, plan, run_dir, meta)
     gen, s = meta["generator"], meta["summary"]
     return {"variant": variant, "flow": flow, "users": users, "rps": s["rps"], "requests": s["requests"],
             "failures": s["failures"], "generator_cpu_percent": gen["cpu_percent_of_one_core"],
@@ -86,7 +90,7 @@ def calibrate(seconds: float = 10.0, users: int = 16, quiet: bool = False) -> di
                 "of it, or with generator CPU above 90%, are flagged generator-bound",
     }
     results.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path().write_text(json.dumps(data, indent=2))
+    write_json_atomic(path(), data)
     if not quiet:
         print(f"Locust ceiling on this machine: ~{data['ceiling_rps']:.0f} req/s per process "
               f"({bare['net_us_per_request']} µs net per bare GET; idle cost {data['idle_cpu_percent']}% of a core); "

@@ -4,12 +4,13 @@ Either the user's (DATABASE_URL) or the embedded cluster asgibench owns: initdb'
 .asgibench/pg (ASGIBENCH_PG_DIR), started on a free 127.0.0.1 port with its socket in that folder,
 kept between runs (data and seed), stopped at the end of the invocation that started it.
 PostgreSQL refuses to run as root: as root, the cluster is owned and run by the `postgres` user.
+A new server setting goes in SETTINGS (the embedded cluster and compose/compose.yaml both use it);
+a new input of the seed, in SEED_INPUTS (a change reseeds).
 """
 from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import pwd
 import shutil
@@ -25,6 +26,7 @@ import psycopg
 
 from asgibench import ROOT, apps
 from asgibench.errors import RunError
+from asgibench.files import last_line, write_json_atomic
 
 DB_NAME = "asgibench"
 DB_USER = "asgibench"
@@ -187,7 +189,7 @@ class EmbeddedCluster:
             env=self._env(),
         )
         if res.returncode != 0:
-            raise RunError(f"initdb failed: {(res.stderr or res.stdout).strip().splitlines()[-1]}")
+            raise RunError(f"initdb failed: {last_line(res.stderr, res.stdout)}")
 
     def running_port(self) -> int | None:
         """Port of a postmaster already running on this data dir (e.g. left by --keep-db), else None."""
@@ -221,9 +223,8 @@ class EmbeddedCluster:
             env=self._env(),
         )
         if res.returncode != 0:
-            tail = self.log.read_text().strip().splitlines()[-1:] or [res.stderr.strip()]
-            raise RunError(f"embedded PostgreSQL failed to start: {tail[0]}")
-        self.state_file.write_text(json.dumps({"port": port, "started": time.time()}))
+            raise RunError(f"embedded PostgreSQL failed to start: {last_line(self.log.read_text(), res.stderr)}")
+        write_json_atomic(self.state_file, {"port": port, "started": time.time()}, indent=None)
         return port
 
     def stop(self) -> None:
@@ -315,8 +316,7 @@ def prepare(db: Database, django_env, scale: int) -> dict:
         res = subprocess.run([str(django_env.python), "manage.py", *args], cwd=apps.DJANGO_DIR, env=env,
                              capture_output=True, text=True)
         if res.returncode != 0:
-            tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise RunError(f"database: {what} failed: {tail[0]}")
+            raise RunError(f"database: {what} failed: {last_line(res.stderr, res.stdout)}")
     with db.connect() as c:
         c.execute("delete from asgibench_seed")
         c.execute("insert into asgibench_seed values (%s, %s, now())", (fp, scale))

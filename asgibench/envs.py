@@ -1,5 +1,6 @@
 """Environment step: one uv-managed virtualenv per (env group, Python), built from the committed
-lock file envs/lock/<group>-py<X.Y>.txt, created on first use and reused while the lock is unchanged."""
+lock file envs/lock/<group>-py<X.Y>.txt, created on first use and reused while the lock is unchanged.
+A new env group is envs/<group>.in and its locks (`make lock`); rows name their group in the registry."""
 from __future__ import annotations
 
 import glob
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from asgibench import ROOT
 from asgibench.errors import RunError, UsageError
+from asgibench.files import last_line, write_json_atomic
 
 ENVS_DIR = ROOT / "envs"
 LOCK_DIR = ENVS_DIR / "lock"
@@ -147,7 +149,7 @@ def ensure(group: str, python_version: str, *, quiet: bool = False) -> Env:
     env = Env(group, python_version, path, packages)
     if env.has("django"):
         _collectstatic(env)
-    stamp.write_text(json.dumps({"lock": lock.name, "lock_sha256": lock_sha, "packages": packages}, indent=1))
+    write_json_atomic(stamp, {"lock": lock.name, "lock_sha256": lock_sha, "packages": packages}, indent=1)
     return env
 
 
@@ -175,6 +177,5 @@ def _collectstatic(env: Env) -> None:
 def _run(cmd, what, **kw) -> str:
     res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise RunError(f"env: {what} failed: {tail[0]}")
+        raise RunError(f"env: {what} failed: {last_line(res.stderr, res.stdout)}")
     return res.stdout

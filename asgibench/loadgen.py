@@ -2,6 +2,8 @@
 that is already up and verified. Locust lives in the runner's env (never a server's) and runs as a
 subprocess in its own process group; we measure its CPU (the generator's own cost) from the kernel's
 rusage of our reaped children, watch the server while it runs, and stop it on Ctrl-C keeping its CSVs.
+A new Locust option the runner passes is a LoadPlan field and its words in command() (its range in
+bounds.BOUNDS, checked by validate); a new ramped scenario is a shape in locustfiles/stages.py.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from asgibench import ROOT, procs
+import benchcontract
+
+from asgibench import ROOT, bounds, procs
 from asgibench.errors import UsageError
 
 LOCUSTFILES = ROOT / "locustfiles"
@@ -99,6 +103,12 @@ def locust_bin() -> Path:
     return Path(sys.executable).parent / "locust"
 
 
+def locust_env() -> dict:
+    """What every Locust process (headless run, web UI, worker) adds to its environment: the
+    locustfiles import benchcontract from services/."""
+    return {"PYTHONPATH": str(ROOT / "services")}
+
+
 def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warmup: bool = False,
             web_port: int = 8089) -> list[str]:
     files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else [])
@@ -152,7 +162,7 @@ def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup:
     out.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    env = {"PYTHONPATH": str(ROOT / "services")}
+    env = locust_env()
     proc = procs.spawn(command(plan, host, out, warmup=warmup), log_path=out / "locust.out", cwd=ROOT, env=env,
                        cpus=cpus)
     workers = [procs.spawn(worker_command(plan, "127.0.0.1"), log_path=out / f"locust-worker{i}.out", cwd=ROOT,
@@ -205,7 +215,7 @@ def read_totals(out: Path) -> dict:
     try:
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
-                if row.get("Type") in ("FLOW", "") or row.get("Name") == "Aggregated":
+                if row.get("Type") in (benchcontract.FLOW_REQUEST_TYPE, "") or row.get("Name") == "Aggregated":
                     continue
                 tot["requests"] += int(row["Request Count"])
                 tot["failures"] += int(row["Failure Count"])
@@ -221,17 +231,13 @@ def open_model_users(rate: float) -> int:
 
 
 def validate(plan: LoadPlan) -> None:
+    """What Locust cannot run as asked (ranges: bounds.BOUNDS)."""
     if plan.arrival_rate and plan.is_shape:
         raise UsageError("--arrival-rate is an open model of its own: use it with the constant or io scenario")
     if plan.distributed and plan.processes != 1:
         raise UsageError("--processes and --locust-workers are two ways to the same thing: pick one")
     if plan.scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {plan.scenario!r} (choose from {', '.join(SCENARIOS)})")
-    for name, value, low, high in (("users", plan.users, 1, 10000), ("spawn rate", plan.spawn_rate, 0.01, 10000),
-                                   ("duration", plan.duration, 1, 24 * 3600), ("time scale", plan.time_scale, 0.001, 100),
-                                   ("io seconds", plan.io_seconds, 0, 5), ("processes", plan.processes, -1, 256),
-                                   ("arrival rate", plan.arrival_rate, 0, 100000),
-                                   ("locust workers", plan.locust_workers, 0, 256),
-                                   ("remote workers", plan.remote_workers, 0, 1024)):
-        if not (low <= value <= high):
-            raise UsageError(f"{name} must be between {low} and {high}, got {value}")
+    for name in ("users", "spawn_rate", "duration", "time_scale", "io_seconds", "processes", "arrival_rate",
+                 "locust_workers", "remote_workers"):
+        bounds.check(name, getattr(plan, name))

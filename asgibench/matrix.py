@@ -6,6 +6,11 @@ scenario measured into its own run folder (meta.json carries {"matrix": {"id", "
 The matrix's plan and progress live in results/matrix/<id>/matrix.json: a second call with the same
 --id finishes the missing trials (resumable after Ctrl-C or a crash). PostgreSQL stays up for the
 whole matrix. A row that fails is recorded as failed and the matrix goes on.
+
+Its options (add_arguments, cmd_matrix) and their ranges (MatrixSettings.validate, bounds.BOUNDS)
+are here; each row-trial runs the pipeline's own steps (bring_up, then measure per scenario). A new
+matrix scenario is a SCENARIOS entry and its plan in plan_for; a new setting, a MatrixSettings field
+(recorded in matrix.json, so a resumed matrix keeps it), its option and its bound.
 """
 from __future__ import annotations
 
@@ -14,11 +19,13 @@ import statistics
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from asgibench import database, envs, loadgen, report, results, run, variants
+from asgibench import bounds, database, envs, loadgen, pipeline, policy, results, runmeta, stats, variants
 from asgibench.errors import RunError, UsageError
+from asgibench.files import write_json_atomic
+from asgibench.options import BenchOptions, duration, number
 
 SCENARIOS = ("cpu", "io")  # cpu: the row's default flow, constant users; io: the I/O probe
 # Measured here: server start + contract + one Locust start-up per scenario + stop, per row and trial.
@@ -38,6 +45,13 @@ class MatrixSettings:
     io_seconds: float = 1.0
     python: str | None = None
 
+    def validate(self) -> None:
+        for name, value in (("trials", self.trials), ("matrix_duration", self.duration),
+                            ("matrix_io_duration", self.io_duration), ("users", self.users),
+                            ("matrix_io_users", self.io_users), ("matrix_io_seconds", self.io_seconds),
+                            ("matrix_warmup", self.warmup)):
+            bounds.check(name, value)
+
     def estimate_seconds(self) -> float:
         per = OVERHEAD_SECONDS + self.warmup + ("cpu" in self.scenarios) * self.duration \
             + ("io" in self.scenarios) * self.io_duration
@@ -51,7 +65,7 @@ def available_rows(python: str, wanted: list[str] | None) -> tuple[list[str], li
     for name in names:
         v = variants.get(name)
         try:
-            run.python_allowed(v, python)
+            policy.python_allowed(v, python)
             envs.lock_file(v.env, python)
             keep.append(name)
         except UsageError as e:
@@ -92,9 +106,7 @@ class Matrix:
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        tmp.replace(self.state_file)
+        write_json_atomic(self.state_file, self.state, indent=1)
 
     @staticmethod
     def key(trial: int, row: str) -> str:
@@ -145,21 +157,21 @@ class Matrix:
         s = self.settings
         v = variants.get(row)
         plans = [plan_for(s, v, sc) for sc in s.scenarios]
-        opts = run.BenchOptions(variant=row, plan=plans[0], python=s.python, warmup=s.warmup, quiet=True,
-                                results_root=self.root, pool_size=run.pool_size_for(s.io_users))
-        run.validate(opts)
+        opts = BenchOptions(variant=row, plan=plans[0], python=s.python, warmup=s.warmup, quiet=True,
+                            results_root=self.root, pool_size=policy.pool_size_for(s.io_users))
+        pipeline.validate(opts)
         with ExitStack() as stack:
-            st = run.bring_up(opts, stack, self.dir / "logs" / f"{row}-t{trial}.server.log")
+            st = pipeline.bring_up(opts, stack, self.dir / "logs" / f"{row}-t{trial}.server.log")
             for k, plan in enumerate(plans):
                 run_dir = results.new_run_dir(row, plan.scenario, self.root)
                 entry["run_dirs"][plan.scenario] = str(run_dir.relative_to(self.root))
                 self.save()
-                meta = run.new_meta(v, opts, plan)
+                meta = runmeta.new_meta(v, opts, plan)
                 meta["matrix"] = {"id": self.id, "trial": trial, "trials": s.trials}
                 # the first scenario warms the freshly started server; the next ones run on a warm one
-                o = run.BenchOptions(**{**opts.__dict__, "plan": plan, "warmup": s.warmup if k == 0 else 0.0})
-                with run.recorded(run_dir, meta):
-                    run.measure(st, o, plan, run_dir, meta)
+                o = replace(opts, plan=plan, warmup=s.warmup if k == 0 else 0.0)
+                with runmeta.recorded(run_dir, meta):
+                    pipeline.measure(st, o, plan, run_dir, meta)
                 summ = meta["summary"]
                 eff = summ.get("concurrency", {}).get("efficiency")
                 print(f"    {plan.scenario:8s} {summ['rps']:9.1f} req/s  p95 "
@@ -183,12 +195,51 @@ class Matrix:
         print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'p95 ms':>8s} {'eff.':>6s}")
         for (row, scenario), metas in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             rps = [m["summary"]["rps"] for m in metas]
-            cv = (report.cv_pct(rps) or 0.0) / 100  # the report's definition (sample stdev / mean)
+            cv = stats.cv_pct(rps)  # the report's definition (sample stdev / mean)
             p95 = statistics.median([m["summary"].get("exact_percentiles_ms", {}).get("p95") or 0 for m in metas])
             effs = [m["summary"].get("concurrency", {}).get("efficiency") for m in metas]
             effs = [e for e in effs if e is not None]
-            flag = " *" if cv > 0.05 else ""
+            flag = " *" if stats.unstable(cv) else ""
             bound = " GEN" if any(m["generator"].get("bound") for m in metas) else ""
-            print(f"{row:40s} {scenario:9s} {len(rps):6d} {statistics.median(rps):12.1f} {100 * cv:5.1f}%"
+            print(f"{row:40s} {scenario:9s} {len(rps):6d} {statistics.median(rps):12.1f} {cv or 0.0:5.1f}%"
                   f"{p95:9.1f} {statistics.median(effs) if effs else float('nan'):6.2f}{flag}{bound}")
-        print("(* CV above 5%: unstable; GEN: generator-bound trial)")
+        print(f"(* CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; GEN: generator-bound trial)")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--variants", help="comma-separated rows (default: every row available on this Python)")
+    p.add_argument("--scenario", default="cpu,io", help="cpu,io (default both)")
+    p.add_argument("--trials", type=number(int), default=3)
+    p.add_argument("--duration", type=duration, default=20.0, help="cpu scenario run time (default 20s)")
+    p.add_argument("--io-duration", type=duration, default=10.0, help="io scenario run time (default 10s)")
+    p.add_argument("--warmup", type=duration, default=3.0, help="per row and trial, excluded (default 3s)")
+    p.add_argument("--users", type=number(int), default=10)
+    p.add_argument("--io-users", type=number(int), default=10)
+    p.add_argument("--io-seconds", type=number(float), default=1.0)
+    p.add_argument("--python")
+    p.add_argument("--id", help="matrix id; an existing id resumes that matrix")
+
+
+def cmd_matrix(a) -> int:
+    """`asgibench matrix`: resume the matrix `--id` names, or plan a new one and run it."""
+    if a.id and (results.RESULTS_DIR / "matrix" / a.id / "matrix.json").exists():
+        m = Matrix.resume(a.id)
+        print(f"resuming matrix {a.id} with its recorded settings", flush=True)
+        return m.run()
+    python = envs.parse_python(a.python)
+    wanted = [w.strip() for w in a.variants.split(",") if w.strip()] if a.variants else None
+    for w in wanted or []:
+        variants.get(w)
+    scenarios = [x.strip() for x in a.scenario.split(",") if x.strip()]
+    bad = [x for x in scenarios if x not in SCENARIOS]
+    if bad or not scenarios:
+        raise UsageError(f"matrix scenarios are {', '.join(SCENARIOS)}, got {a.scenario!r}")
+    rows, skipped = available_rows(python, wanted)
+    for line in skipped:
+        print(f"skipping {line}", file=sys.stderr)
+    settings = MatrixSettings(rows=rows, scenarios=scenarios, trials=a.trials, duration=a.duration,
+                              io_duration=a.io_duration, warmup=a.warmup, users=a.users,
+                              io_users=a.io_users, io_seconds=a.io_seconds, python=a.python)
+    settings.validate()
+    matrix_id = a.id or "m" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Matrix(matrix_id, settings).run()

@@ -1,6 +1,9 @@
 """CPU accounting for process trees we did not start as direct children (server workers, the
 PostgreSQL postmaster and its backends): user+sys seconds summed over the tree, sampled so that
-processes that exit between samples still count up to their last sample."""
+processes that exit between samples still count up to their last sample.
+
+A new meter of a process tree is a context manager here with restart() (the warm-up is over) and a
+reading; the pipeline's measure step opens it around the Locust run."""
 from __future__ import annotations
 
 import threading

@@ -1,12 +1,19 @@
 """Child processes the suite starts: each in its own session (process group), tagged with the
-invocation's ASGIBENCH_RUN_TAG, stopped by PID / process group only — never by name."""
+invocation's ASGIBENCH_RUN_TAG, stopped by PID / process group only — never by name. And the
+process-level guard of an asgibench command (run_as_main): signals that reach the clean-up, the
+exit status, and a sweep for anything tagged that outlived it.
+
+Every new child process goes through spawn (tag, session, log) and is stopped with stop."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
+
+from asgibench import errors
 
 # Every process this invocation starts carries this tag in its environment, so a test (or a
 # curious user) can prove that nothing was left behind: see `tagged_pids`.
@@ -133,3 +140,34 @@ def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM: the same clean-up path as Ctrl-C
+
+
+def run_as_main(fn, *args) -> int:
+    """An asgibench process's command: SIGTERM and SIGINT raise KeyboardInterrupt (so every `with`
+    stops what it started), errors.exit_code maps how it ends, and then nothing this invocation
+    started may outlive it (the CLI and `python -m asgibench.compose`; never inside a test process)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C must reach our clean-up even when started from a shell that ignores SIGINT (`cmd &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return errors.exit_code(fn, *args)
+    finally:
+        sweep_leftovers()
+
+
+def sweep_leftovers() -> None:
+    """Belt and braces: kill what carries our run tag. Finding anything here is a clean-up bug, so
+    say so (the tests assert this line never appears)."""
+    left = tagged_pids()
+    names = [describe(pid) for pid in left]
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if left:
+        print(f"asgibench: warning: killed {len(left)} leftover process(es): {names}", file=sys.stderr)

@@ -1,16 +1,28 @@
 """Server step: the command line a row describes, started in its own process group on 127.0.0.1,
-ready when its I/O probe answers from the database, stopped (the whole group) at the end."""
+ready when its I/O probe answers from the database, stopped (the whole group) at the end; or a
+server someone else runs (--target), checked for loopback and reachability and never stopped.
+
+Both kinds answer the one interface the pipeline and the load step use, so nothing downstream asks
+which kind it has:
+  base_url, static_root (what the contract check may compare static files with), describe() (the
+  progress line), record() (meta.json's "server"), start(), stop(), alive(), pids(), log_tail().
+A new server program needs a branch in build_command; a new kind of server, a class with that
+interface. Loopback decisions, for --target, --master-bind and `asgibench worker`, are `loopback`.
+"""
 from __future__ import annotations
 
+import ipaddress
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from asgibench import apps, procs
-from asgibench.errors import RunError
+from asgibench.errors import RunError, UsageError
 from asgibench.variants import Variant
 
 
@@ -25,6 +37,7 @@ class ServerSpec:
     db_conn: str
     pool_size: int
     database_url: str
+    db_conn_source: str = "row default"  # why db_conn (policy.resolve_db_conn): recorded beside it
 
     @property
     def base_url(self) -> str:
@@ -101,9 +114,32 @@ def wait_ready(url: str, timeout: float, *, interval: float = 1.0, alive=lambda:
 
 
 class Server:
+    """A server asgibench starts from a ServerSpec, and stops."""
+
     def __init__(self, spec: ServerSpec, log_path: Path, cpus=None):
         self.spec, self.log_path, self.cpus = spec, log_path, cpus
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.spec.base_url
+
+    @property
+    def static_root(self) -> Path:
+        """The env's collectstatic output: the files the server's /static/ must serve."""
+        return self.spec.env.static_root
+
+    def describe(self) -> str:
+        spec = self.spec
+        return (f"{' '.join(spec.command()[:1])} ... ({spec.workers} worker(s), db {spec.db_conn}) "
+                f"on {spec.base_url}")
+
+    def record(self) -> dict:
+        spec = self.spec
+        return {"external": False, "command": spec.command(), "workers": spec.workers, "port": spec.port,
+                "db_conn": spec.db_conn, "db_conn_source": spec.db_conn_source,
+                "pool_size_per_worker": spec.pool_size if spec.db_conn == "pool" or spec.variant.own_pool else None,
+                "pg_driver": spec.variant.pg_driver}
 
     def start(self, ready_timeout: float = 60.0) -> None:
         self.proc = procs.spawn(self.spec.command(), log_path=self.log_path, env=self.spec.environment(),
@@ -143,3 +179,60 @@ class Server:
         if any("Address already in use" in ln or "address already in use" in ln.lower() for ln in lines):
             return f"port 127.0.0.1:{self.spec.port} is taken"
         return " | ".join(lines[-n:]) if lines else "(empty server log)"
+
+
+class ExternalServer:
+    """A server asgibench did not start (--target): it must accept connections when the run begins
+    (RunError otherwise), is alive while it does, and is never stopped by us."""
+
+    static_root = None  # its static files are its own business: the contract check skips them
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+        u = urlsplit(self.base_url)
+        self.host, self.port = u.hostname, u.port or 80
+        if not self.alive():
+            raise RunError(f"target {self.base_url} does not accept connections")
+
+    def describe(self) -> str:
+        return f"external {self.base_url} (not started by asgibench)"
+
+    def record(self) -> dict:
+        return {"external": True, "url": self.base_url}
+
+    def start(self) -> None:
+        """Someone else started it."""
+
+    def stop(self) -> None:
+        """Someone else stops it."""
+
+    def alive(self) -> bool:
+        try:
+            socket.create_connection((self.host, self.port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def pids(self) -> list[int]:
+        return []
+
+    def log_tail(self) -> str:
+        return f"{self.base_url} stopped accepting connections"
+
+
+def loopback(host: str) -> bool | None:
+    """Whether `host` resolves to a loopback address; None when it does not resolve."""
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return None
+
+
+def check_target(target: str, allow_remote: bool) -> str:
+    """--target as a base URL (no trailing /); another host only with --allow-remote."""
+    u = urlsplit(target)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise UsageError(f"--target must be a URL like http://127.0.0.1:8000, got {target!r}")
+    if not loopback(u.hostname) and not allow_remote:
+        raise UsageError(f"--target {u.hostname} is not a loopback address: add --allow-remote to load another host")
+    return target.rstrip("/")

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from asgibench import calibrate, results, run
+from asgibench import calibrate, metrics, results
 from helpers import cli
 
 
@@ -15,22 +15,22 @@ def ceiling(tmp_path, monkeypatch):
 
 
 def test_generator_bound_rules(ceiling):
-    ok = run.generator_bound({"cpu_percent_of_one_core": 40.0, "processes": 1}, {"rps": 1500})
+    ok = metrics.generator_bound({"cpu_percent_of_one_core": 40.0, "processes": 1}, {"rps": 1500})
     assert ok == {"bound": False, "bound_reasons": [], "calibrated_ceiling_rps": 4000.0}
-    hot = run.generator_bound({"cpu_percent_of_one_core": 95.0, "processes": 1}, {"rps": 100})
+    hot = metrics.generator_bound({"cpu_percent_of_one_core": 95.0, "processes": 1}, {"rps": 100})
     assert hot["bound"] and "95% of one core" in hot["bound_reasons"][0]
     # two processes at 95% together are 47.5% each: not saturated
-    assert not run.generator_bound({"cpu_percent_of_one_core": 95.0, "processes": 2}, {"rps": 100})["bound"]
-    fast = run.generator_bound({"cpu_percent_of_one_core": 50.0, "processes": 1}, {"rps": 2100})
+    assert not metrics.generator_bound({"cpu_percent_of_one_core": 95.0, "processes": 2}, {"rps": 100})["bound"]
+    fast = metrics.generator_bound({"cpu_percent_of_one_core": 50.0, "processes": 1}, {"rps": 2100})
     assert fast["bound"] and "above half the calibrated Locust ceiling" in fast["bound_reasons"][0]
-    warned = run.generator_bound({"cpu_percent_of_one_core": 10.0, "cpu_warning": True}, {"rps": 1})
+    warned = metrics.generator_bound({"cpu_percent_of_one_core": 10.0, "cpu_warning": True}, {"rps": 1})
     assert warned["bound"] and warned["bound_reasons"] == ["Locust warned: CPU usage above 90%"]
 
 
 def test_no_calibration_means_only_cpu_rules(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     assert calibrate.ceiling() is None
-    assert not run.generator_bound({"cpu_percent_of_one_core": 50.0}, {"rps": 1e9})["bound"]
+    assert not metrics.generator_bound({"cpu_percent_of_one_core": 50.0}, {"rps": 1e9})["bound"]
 
 
 @pytest.mark.e2e

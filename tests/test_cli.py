@@ -1,7 +1,7 @@
 """Bad input gets one clear line on stderr and exit 2, before anything starts."""
 import pytest
 
-from asgibench import cli, loadgen
+from asgibench import bounds, cli, compose, errors, loadgen, matrix, options, policy, variants
 from asgibench.errors import UsageError
 from helpers import cli as run_cli
 
@@ -39,22 +39,22 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 
 
 def test_durations():
-    assert cli.duration("30") == 30 and cli.duration("30s") == 30 and cli.duration("2m") == 120
-    assert cli.duration("1.5m") == 90
+    assert options.duration("30") == 30 and options.duration("30s") == 30 and options.duration("2m") == 120
+    assert options.duration("1.5m") == 90
     with pytest.raises(UsageError):
-        cli.duration("-3s")
+        options.duration("-3s")
 
 
 def test_cpu_placement():
-    assert cli.cpu_placement("server=0,db=0,locust=1") == {"server": {0}, "db": {0}, "locust": {1}}
-    assert cli.cpu_placement("server=0-1") == {"server": {0, 1}}
-    assert cli.cpu_placement(None) == {}
+    assert options.cpu_placement("server=0,db=0,locust=1") == {"server": {0}, "db": {0}, "locust": {1}}
+    assert options.cpu_placement("server=0-1") == {"server": {0, 1}}
+    assert options.cpu_placement(None) == {}
     with pytest.raises(UsageError):
-        cli.cpu_placement("gpu=0")
+        options.cpu_placement("gpu=0")
 
 
 def _opts(*argv):
-    return cli.build_options(cli.parser().parse_args(["bench", *argv]))
+    return options.build_options(cli.parser().parse_args(["bench", *argv]))
 
 
 def test_scenario_selection():
@@ -74,3 +74,80 @@ def test_list_shows_every_row_and_why_no_async(tmp_path):
     res = run_cli("list", results=tmp_path)
     assert res.returncode == 0
     assert "gunicorn-eventlet" in res.stdout and "SynchronousOnlyOperation" in res.stdout
+
+
+# -- the seams of the split: one bounds table, one exit mapping, compose as a subcommand -------------
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bench", "gunicorn-eventlet", "--warmup", "700"], "warm-up must be between 0 and 600 seconds, got 700.0"),
+        (["bench", "gunicorn-eventlet", "--pool-size", "101"], "pool size must be between 1 and 100, got 101"),
+        (["matrix", "--variants", "uvicorn", "--trials", "0"], "trials must be between 1 and 100, got 0"),
+        (["matrix", "--variants", "uvicorn", "--io-seconds", "0"], "io seconds must be between 0.01 and 5, got 0.0"),
+        (["bench", "uvicorn", "--master-bind", "0.0.0.0"], "--master-bind 0.0.0.0 is not loopback"),
+        (["worker", "--master", "10.1.2.3"], "--master 10.1.2.3 is not loopback: add --allow-remote"),
+    ],
+)
+def test_more_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    test_bad_input_is_one_line_and_exit_2(args, message, tmp_path)
+
+
+def test_bound_messages():
+    for name, value, message in (
+        ("users", 0, "users must be between 1 and 10000, got 0"),
+        ("duration", 100000.0, "duration must be between 1 and 86400, got 100000.0"),
+        ("warmup", 700.0, "warm-up must be between 0 and 600 seconds, got 700.0"),
+        ("matrix_warmup", 700.0, "warm-up must be between 0 and 600, got 700.0"),
+        ("io_seconds_option", 0.0, "--io-seconds must be above 0 and at most 5, got 0.0"),
+    ):
+        with pytest.raises(UsageError) as e:
+            bounds.check(name, value)
+        assert str(e.value) == message
+    bounds.check("workers", None)  # not given: nothing to check
+    bounds.check("io_seconds", 0)  # the plan's bound includes 0 (the option's does not)
+    bounds.check("io_seconds_option", 5)
+
+
+def test_one_bounds_table_drives_options_policy_loadgen_and_the_matrix(monkeypatch):
+    monkeypatch.setitem(bounds.BOUNDS, "users", bounds.Bound("users", 1, 5))
+    monkeypatch.setitem(bounds.BOUNDS, "trials", bounds.Bound("trials", 1, 2))
+    monkeypatch.setitem(bounds.BOUNDS, "io_seconds_option", bounds.Bound("--io-seconds", 0, 0.5, low_exclusive=True))
+    o = _opts("gunicorn-eventlet", "--users", "6", "--duration", "3s")
+    with pytest.raises(UsageError, match="users must be between 1 and 5, got 6"):
+        loadgen.validate(o.plan)
+    with pytest.raises(UsageError, match="users must be between 1 and 5, got 6"):
+        policy.check_request(variants.get("gunicorn-eventlet"), o)
+    with pytest.raises(UsageError, match="trials must be between 1 and 2, got 3"):
+        policy.check_request(variants.get("gunicorn-eventlet"), _opts("gunicorn-eventlet", "--trials", "3"))
+    with pytest.raises(UsageError, match="users must be between 1 and 5, got 6"):
+        matrix.MatrixSettings(rows=[], scenarios=["cpu"], users=6, trials=1).validate()
+    with pytest.raises(UsageError, match="trials must be between 1 and 2, got 3"):
+        matrix.MatrixSettings(rows=[], scenarios=["cpu"], trials=3).validate()
+    with pytest.raises(UsageError, match="--io-seconds must be above 0 and at most 0.5, got 0.75"):
+        _opts("gunicorn-eventlet", "--scenario", "io", "--io-seconds", "0.75")
+    matrix.MatrixSettings(rows=[], scenarios=["cpu"], users=5, trials=2).validate()
+
+
+def test_exit_codes_are_mapped_once(capsys):
+    def fails(exc):
+        raise exc
+
+    assert errors.exit_code(lambda: 0) == 0
+    assert errors.exit_code(fails, UsageError("bad number 'x'")) == 2
+    assert capsys.readouterr().err == "asgibench: error: bad number 'x'\n"
+    assert errors.exit_code(fails, errors.RunError("server died")) == 1
+    assert capsys.readouterr().err == "asgibench: error: server died\n"
+    assert errors.exit_code(fails, KeyboardInterrupt()) == 130
+    assert "interrupted; everything started was stopped" in capsys.readouterr().err
+
+
+def test_compose_is_an_ordinary_subcommand(tmp_path):
+    a = cli.parser().parse_args(["compose", "--check", "-o", "x.yaml", "--python", "3.12"])
+    assert a.fn is compose.cmd_compose and a.check and a.output == "x.yaml" and a.python == "3.12"
+    assert a.compose_service is None
+    a = cli.parser().parse_args(["compose", "locust-master", "uvicorn", "--expect-workers", "3", "--load-args=--async"])
+    assert a.fn is compose.cmd_compose and a.compose_service == "locust-master"
+    assert (a.row, a.expect_workers, a.load_args) == ("uvicorn", 3, "--async")
+    res = run_cli("compose", "--check", results=tmp_path)
+    assert res.returncode == 0 and "compose/compose.yaml matches the registry" in res.stdout, res.stderr

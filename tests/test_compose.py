@@ -15,14 +15,17 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
 
-from asgibench import ROOT, apps, compose, database, envs, loadgen, run, variants
-from asgibench.errors import UsageError
+from asgibench import ROOT, apps, compose, database, envs, loadgen, options, policy, variants
+from asgibench.compose import master
+from asgibench.compose import services as compose_services
+from asgibench.errors import RunError, UsageError
 from asgibench.server import build_command
 
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
@@ -55,7 +58,7 @@ def services(doc) -> dict:
 
 
 def locked_version(group: str, python: str, package: str) -> tuple:
-    """Read straight from the lock file (independently of compose.lock_packages)."""
+    """Read straight from the lock file (independently of compose_services.lock_packages)."""
     text = (ROOT / "envs" / "lock" / f"{group}-py{python}.txt").read_text()
     m = re.search(rf"^{package}==([0-9.]+)", text, re.MULTILINE)
     return tuple(int(p) for p in m.group(1).split(".")) if m else ()
@@ -148,9 +151,9 @@ def test_profiles(services):
     for v in ROWS:
         assert services[v.name]["profiles"] == [v.name]
     for name in ("locust-master", "locust-worker"):
-        assert services[name]["profiles"] == [compose.LOAD_PROFILE]
+        assert services[name]["profiles"] == [compose_services.LOAD_PROFILE]
     profiles = {p for svc in services.values() for p in svc.get("profiles", [])}
-    assert profiles == set(ROW_NAMES) | {compose.LOAD_PROFILE}
+    assert profiles == set(ROW_NAMES) | {compose_services.LOAD_PROFILE}
 
 
 def test_postgres_service(services):
@@ -170,7 +173,7 @@ def test_migrate_runs_the_runners_migrate_and_seed(services):
     m = services["migrate"]
     script = resolve(m["command"])[-1]
     assert "manage.py migrate --noinput" in script and "manage.py populate_test_db --scale 1" in script
-    assert resolve(m["build"]["args"]) == {"PYTHON_VERSION": compose.DEFAULT_PYTHON, "ENV_GROUP": "django"}
+    assert resolve(m["build"]["args"]) == {"PYTHON_VERSION": compose_services.DEFAULT_PYTHON, "ENV_GROUP": "django"}
     assert m["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert urlparse(m["environment"]["DATABASE_URL"]).hostname == "postgres"
 
@@ -178,11 +181,11 @@ def test_migrate_runs_the_runners_migrate_and_seed(services):
 @pytest.mark.parametrize("row", ROWS, ids=ROW_NAMES)
 def test_row_service_runs_the_local_runners_command(services, row):
     svc = services[row.name]
-    python = compose.DEFAULT_PYTHON
-    assert run.python_allowed(row, python) is None  # every row runs on the default Python today
+    python = compose_services.DEFAULT_PYTHON
+    assert policy.python_allowed(row, python) is None  # every row runs on the default Python today
     assert resolve(svc["build"]["args"]) == {"PYTHON_VERSION": python, "ENV_GROUP": row.env}
     assert svc["build"]["context"] == ".." and svc["build"]["dockerfile"] == "compose/Dockerfile"
-    workers = row.workers if row.workers is not None else compose.DEFAULT_WORKERS
+    workers = row.workers if row.workers is not None else compose_services.DEFAULT_WORKERS
     gunicorn = locked_version(row.env, python, "gunicorn")
     # verbatim: the generated command is build_command's, with the workers as a compose variable
     assert svc["command"] == build_command(row, bin_dir="", host="0.0.0.0", port=8000,
@@ -200,7 +203,7 @@ def test_row_service_runs_the_local_runners_command(services, row):
 def test_row_service_environment_is_the_runners(services, row, tmp_path):
     env = resolve(services[row.name]["environment"])
     # the keys the local runner's ServerSpec gives a server (bar the venv's PATH / VIRTUAL_ENV)
-    local_env = envs.Env(row.env, compose.DEFAULT_PYTHON, tmp_path, {})
+    local_env = envs.Env(row.env, compose_services.DEFAULT_PYTHON, tmp_path, {})
     spec_keys = set(apps.base_env(local_env, database_url="postgresql://x@h/db")) | {
         "ASGIBENCH_DB_CONN", "ASGIBENCH_POOL_SIZE", "ASGIBENCH_PG_DRIVER", *row.env_vars}
     assert set(env) == spec_keys - {"PATH", "VIRTUAL_ENV"} | {"ASGIBENCH_ALLOWED_HOSTS"}
@@ -208,9 +211,9 @@ def test_row_service_environment_is_the_runners(services, row, tmp_path):
     assert env["DJANGO_SETTINGS_MODULE"] == "benchproject.settings"
     url = urlparse(env["DATABASE_URL"])
     assert url.hostname == "postgres" and url.path == f"/{database.DB_NAME}" and url.username == database.DB_USER
-    assert locked_version(row.env, compose.DEFAULT_PYTHON, "django") >= (5, 1) or row.env == "gino"
+    assert locked_version(row.env, compose_services.DEFAULT_PYTHON, "django") >= (5, 1) or row.env == "gino"
     assert env["ASGIBENCH_DB_CONN"] == row.db_conn  # no downgrade: Django >= 5.1 on the default Python
-    assert env["ASGIBENCH_POOL_SIZE"] == str(run.DEFAULT_POOL_SIZE)
+    assert env["ASGIBENCH_POOL_SIZE"] == str(policy.DEFAULT_POOL_SIZE)
     assert env["ASGIBENCH_PG_DRIVER"] == row.pg_driver
     for k, v in row.env_vars.items():
         assert env[k] == v
@@ -239,7 +242,7 @@ def test_locust_services(services):
     assert worker["deploy"]["replicas"] == workers_var  # one variable sizes both
     assert urlparse(master["environment"]["DATABASE_URL"]).hostname == "postgres"  # --target's contract check
     # the worker is loadgen.worker_command (with both locust files: the master's scenario may be a ramp)
-    plan = loadgen.LoadPlan(scenario="readme", flow="api", master_port=compose.MASTER_PORT)
+    plan = loadgen.LoadPlan(scenario="readme", flow="api", master_port=compose_services.MASTER_PORT)
     local = loadgen.worker_command(plan, "locust-master")
     assert worker["command"] == ["locust"] + [c.replace(str(ROOT), "/app") for c in local[1:]]
     files = worker["command"][worker["command"].index("-f") + 1].split(",")
@@ -249,21 +252,21 @@ def test_locust_services(services):
 def test_master_runs_bench_with_a_target_and_remote_workers():
     from asgibench import cli
 
-    argv = compose.master_argv("gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3)
+    argv = master.master_argv("gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3)
     assert argv[:4] == ["bench", "gunicorn-eventlet", "--target", "http://gunicorn-eventlet:8000"]
     # parsed by the CLI's own parser, as `asgibench bench` (loopback host: no DNS lookup in the test)
-    opts = cli.build_options(cli.parser().parse_args(compose.master_argv(
+    opts = options.build_options(cli.parser().parse_args(master.master_argv(
         "gunicorn-eventlet", "--scenario io --users 6 --io-seconds 0.5", 3, host="127.0.0.1")))
     plan = opts.plan
     assert opts.target == "http://127.0.0.1:8000"
     assert plan.flow == "io" and plan.io_path == "/io/sleep/" and plan.users == 6
-    assert plan.remote_workers == 3 and plan.master_bind == "0.0.0.0" and plan.master_port == compose.MASTER_PORT
+    assert plan.remote_workers == 3 and plan.master_bind == "0.0.0.0" and plan.master_port == compose_services.MASTER_PORT
     cmd = loadgen.command(plan, opts.target, Path("/app/results/x"))
     assert "--master" in cmd and cmd[cmd.index("--expect-workers") + 1] == "3"
-    opts = cli.build_options(cli.parser().parse_args(compose.master_argv("fastapi-gino", "", 2, host="127.0.0.1")))
+    opts = options.build_options(cli.parser().parse_args(master.master_argv("fastapi-gino", "", 2, host="127.0.0.1")))
     assert opts.plan.flow == "api"  # rows without the admin get the API-only flow, as `bench` does
     with pytest.raises(UsageError):
-        compose.master_argv("no-such-row", "", 2)
+        master.master_argv("no-such-row", "", 2)
 
 
 def test_locust_master_refuses_before_waiting(capsys):
@@ -271,6 +274,32 @@ def test_locust_master_refuses_before_waiting(capsys):
     assert compose.locust_master(["uvicorn", "--load-args=--scenario 'unbalanced"]) == 2
     assert compose.locust_master(["uvicorn", "--host", "127.0.0.1", "--port", "1", "--wait", "0"]) == 1
     assert "did not answer" in capsys.readouterr().err
+
+
+def test_master_builds_the_same_options_as_bench():
+    """The locust-master parses its `bench ...` words with options, not through the CLI: same result."""
+    from asgibench import cli
+
+    for load_args in ("--scenario io --users 6 --io-seconds 0.5", "", "--users 3 --duration 5s --warmup 0 --async"):
+        argv = master.master_argv("uvicorn", load_args, 2, host="127.0.0.1")
+        assert master.bench_options(argv) == options.build_options(cli.parser().parse_args(argv)), load_args
+
+
+def test_locust_master_under_the_cli_subcommand_and_as_a_module(tmp_path):
+    from asgibench import cli
+
+    a = cli.parser().parse_args(["compose", "locust-master", "uvicorn", "--host", "127.0.0.1", "--port", "1",
+                                 "--wait", "0"])
+    with pytest.raises(RunError, match="did not answer"):
+        a.fn(a)
+    for module in ("asgibench", "asgibench.compose"):
+        cmd = [sys.executable, "-m", module] + (["compose"] if module == "asgibench" else [])
+        res = subprocess.run(cmd + ["--check"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and "matches the registry" in res.stdout, (module, res.stderr)
+        res = subprocess.run(cmd + ["locust-master", "no-such-row"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+            "asgibench: error: unknown variant 'no-such-row' (see `asgibench list`)"], (module, res.stderr)
 
 
 def test_image_tags_match_their_build(services):
@@ -281,9 +310,9 @@ def test_image_tags_match_their_build(services):
 
 
 def test_every_env_group_and_python_used_is_locked(services):
-    pythons = compose.override_pythons()
+    pythons = compose_services.override_pythons()
     assert {"3.10", "3.11", "3.12", "3.13"} <= set(pythons)  # what compose/README.md promises
-    assert compose.DEFAULT_PYTHON in pythons
+    assert compose_services.DEFAULT_PYTHON in pythons
     for name, svc in services.items():
         if "build" not in svc:
             continue
@@ -295,10 +324,10 @@ def test_every_env_group_and_python_used_is_locked(services):
 
 def test_python_override_changes_no_command_or_environment():
     """PYTHON_VERSION=X for X in the header's list builds other pins, but the same services."""
-    for py in compose.override_pythons():
+    for py in compose_services.override_pythons():
         for row in ROWS:
-            assert compose.row_command(row, py) == compose.row_command(row, compose.DEFAULT_PYTHON), (py, row.name)
-            assert compose.row_environment(row, py) == compose.row_environment(row, compose.DEFAULT_PYTHON)
+            assert compose_services.row_command(row, py) == compose_services.row_command(row, compose_services.DEFAULT_PYTHON), (py, row.name)
+            assert compose_services.row_environment(row, py) == compose_services.row_environment(row, compose_services.DEFAULT_PYTHON)
 
 
 def test_other_python_is_its_own_file():
@@ -307,9 +336,9 @@ def test_other_python_is_its_own_file():
     for row in ROWS:
         svc = doc["services"][row.name]
         py = resolve(svc["build"]["args"])["PYTHON_VERSION"]
-        assert py == ("3.9" if compose.allowed(row, "3.9") else "3.10"), row.name
+        assert py == ("3.9" if compose_services.allowed(row, "3.9") else "3.10"), row.name
         gunicorn = locked_version(row.env, py, "gunicorn")
-        workers = row.workers if row.workers is not None else compose.DEFAULT_WORKERS
+        workers = row.workers if row.workers is not None else compose_services.DEFAULT_WORKERS
         assert resolve(svc["command"]) == build_command(row, bin_dir="", host="0.0.0.0", port=8000, workers=workers,
                                                         gunicorn_version=gunicorn)
         if py == "3.9" and row.db_conn == "pool" and not row.own_pool:
@@ -325,7 +354,7 @@ def test_dockerfile_build_args_and_locks():
         if op == "ARG":
             k, _, v = rest.partition("=")
             args.setdefault(k, v)
-    assert args["PYTHON_VERSION"] == compose.DEFAULT_PYTHON
+    assert args["PYTHON_VERSION"] == compose_services.DEFAULT_PYTHON
     assert args["ENV_GROUP"] == "django"
     assert ins[1][0] == "FROM" and ins[1][1] == "python:${PYTHON_VERSION}-slim"
     makefile_uv = re.search(r"^UV_VERSION\s*:?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
@@ -344,11 +373,11 @@ def test_dockerfile_env_is_base_env():
     for op, rest in dockerfile_instructions():
         if op == "ENV":
             env.update(dict(kv.split("=", 1) for kv in rest.split()))
-    expected = compose.image_environment()
+    expected = compose_services.image_environment()
     assert {k: env.get(k) for k in expected} == expected
     assert set(expected) >= {"PYTHONPATH", "DJANGO_SETTINGS_MODULE", "ASGIBENCH_STATIC_ROOT"}
     for row in ROWS:  # what the services set agrees with the image
-        row_env = compose.row_environment(row, compose.DEFAULT_PYTHON)
+        row_env = compose_services.row_environment(row, compose_services.DEFAULT_PYTHON)
         assert {k: row_env[k] for k in expected} == expected, row.name
 
 
@@ -387,7 +416,7 @@ def test_compose_cli_config_agrees():
         pytest.skip("no Docker Compose v2 CLI (docker compose / docker-compose v2 / ASGIBENCH_COMPOSE_BIN)")
     used = {name for name, _ in VAR.findall(COMPOSE_FILE.read_text())}
     env = {k: v for k, v in os.environ.items() if k not in used}  # the defaults, whatever this shell has set
-    profiles = [a for p in ROW_NAMES + [compose.LOAD_PROFILE] for a in ("--profile", p)]
+    profiles = [a for p in ROW_NAMES + [compose_services.LOAD_PROFILE] for a in ("--profile", p)]
     res = subprocess.run([*cli, "-f", str(COMPOSE_FILE), *profiles, "config", "--format", "json"],
                          check=False, capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 0, res.stderr

@@ -4,7 +4,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from asgibench import cli as asgicli, procs, run
+from asgibench import cli as asgicli, options, pipeline, procs
 from helpers import cli, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +36,9 @@ def test_master_and_two_workers_aggregate(db, results_dir):
 
 def test_external_target_contract_then_load(db, results_dir, tmp_path):
     """A server asgibench did not start: contract first, then load; meta says it was external."""
-    opts = asgicli.build_options(asgicli.parser().parse_args(["bench", "uvicorn", "--quiet"]))
+    opts = options.build_options(asgicli.parser().parse_args(["bench", "uvicorn", "--quiet"]))
     with ExitStack() as stack:
-        st = run.bring_up(opts, stack, tmp_path / "server.log")
+        st = pipeline.bring_up(opts, stack, tmp_path / "server.log")
         res = cli("bench", "uvicorn", "--target", st.base_url, "--users", "3", "--duration", "3s", "--warmup", "0",
                   results=results_dir, env={"DATABASE_URL": db.url})
         assert res.returncode == 0, res.stderr[-2000:]

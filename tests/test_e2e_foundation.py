@@ -15,7 +15,7 @@ from contextlib import ExitStack
 import psutil
 import pytest
 
-from asgibench import ROOT, cli as asgicli, procs, run
+from asgibench import ROOT, cli as asgicli, options, pipeline, procs
 from helpers import cli, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
@@ -60,19 +60,19 @@ def test_bench_gunicorn_eventlet_end_to_end(db, results_dir):
 
 def test_api_reads_the_database(db, tmp_path):
     """Change a row in PostgreSQL, see it in the response: no stubs, no cache."""
-    opts = asgicli.build_options(asgicli.parser().parse_args(["bench", "gunicorn-eventlet", "--quiet"]))
+    opts = options.build_options(asgicli.parser().parse_args(["bench", "gunicorn-eventlet", "--quiet"]))
     with ExitStack() as stack, db.connect() as conn:
-        st = run.bring_up(opts, stack, tmp_path / "server.log")
+        st = pipeline.bring_up(opts, stack, tmp_path / "server.log")
         assert not st.contract.failures, st.contract.failures
         tid, old = conn.execute("select id, name from circus_troupe order by id limit 1").fetchone()
         try:
             conn.execute("update circus_troupe set name = %s where id = %s", ("Changed In The Database", tid))
-            with urllib.request.urlopen(f"{st.spec.base_url}/api/troupe/") as r:
+            with urllib.request.urlopen(f"{st.base_url}/api/troupe/") as r:
                 page = json.loads(r.read())
             assert page["results"][0]["id"] == tid and page["results"][0]["name"] == "Changed In The Database"
         finally:
             conn.execute("update circus_troupe set name = %s where id = %s", (old, tid))
-        with urllib.request.urlopen(f"{st.spec.base_url}/api/troupe/") as r:
+        with urllib.request.urlopen(f"{st.base_url}/api/troupe/") as r:
             assert json.loads(r.read())["results"][0]["name"] == old
 
 

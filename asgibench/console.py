@@ -1,0 +1,119 @@
+"""What a person reads on the terminal: status lines on stderr ("asgibench: ..."), the live progress
+line, a run's summary, the trials' median and CV, the contract's checks and the registry table.
+
+Results go to stdout, progress and status to stderr. A new console line goes here as a function
+that takes what it shows (a summary, a meta, a report) and prints it; the caller decides when.
+The matrix's own table and progress lines live in matrix; the report writes files, not lines.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+
+from asgibench import results, stats, variants
+
+
+def say(msg: str, *, quiet: bool = False) -> None:
+    """One status line on stderr: what the run is doing now."""
+    if not quiet:
+        print(f"asgibench: {msg}", file=sys.stderr, flush=True)
+
+
+class Progress:
+    """One progress line: rewritten in place on a terminal, every 10 s otherwise (logs, CI)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = -10.0
+
+    def __call__(self, elapsed: float, total: float, tot: dict) -> None:
+        if not self.tty and elapsed - self.last < 10:
+            return
+        self.last = elapsed
+        line = (f"  [{elapsed:4.0f}s/{total:.0f}s] {tot['requests']} requests, {tot['rps']:.1f} req/s (last 10 s), "
+                f"{tot['failures']} failures")
+        print(("\r" + line + "   ") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def done() -> None:
+        """End the rewritten line (on a terminal only)."""
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+def print_bench(opts, done: list) -> None:
+    """`bench`'s stdout: each trial's summary, then (several trials) their median and CV."""
+    for run_dir, meta in done:
+        print_summary(opts, run_dir, meta["summary"])
+    if len(done) > 1:
+        print_trials([meta["summary"] for _, meta in done])
+
+
+def print_trials(summaries: list) -> None:
+    """Median and coefficient of variation over trials (CV above stats.UNSTABLE_CV_PCT is called out)."""
+    rps = [s["rps"] for s in summaries]
+    cv = stats.cv_pct(rps)
+    p95 = [s.get("exact_percentiles_ms", {}).get("p95") for s in summaries]
+    p95 = [x for x in p95 if x is not None]
+    print(f"{len(rps)} trials: median {statistics.median(rps):.1f} req/s, CV {cv or 0.0:.1f}%"
+          + (f", median p95 {statistics.median(p95):.1f} ms" if p95 else "")
+          + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
+
+
+def print_summary(opts, run_dir, summary) -> None:
+    meta = results.read_meta(run_dir)
+    pct = summary.get("locust_percentiles_ms", {})
+    exact = summary.get("exact_percentiles_ms") or {}
+    gen = meta.get("generator", {})
+    srv = meta["server"]
+    where = f"external {srv['url']}" if srv.get("external") else f"{srv['workers']} worker(s), db {srv['db_conn']}"
+    print(f"{opts.variant} | {opts.plan.scenario} | {summary.get('seconds', 0):.0f}s measured | "
+          f"up to {opts.plan.peak_users} users | {where}")
+    print(f"  requests {summary.get('requests', 0)}  ({summary.get('rps', 0):.1f} req/s)  "
+          f"failures {summary.get('failures', 0)}")
+    if exact:
+        print(f"  latency ms (exact)   p50 {exact['p50']:.1f}  p95 {exact['p95']:.1f}  p99 {exact['p99']:.1f}  max {exact['max']:.1f}")
+    print(f"  latency ms (Locust)  p50 {pct.get('p50')}  p95 {pct.get('p95')}  p99 {pct.get('p99')}")
+    if "flow" in summary:
+        f = summary["flow"]
+        print(f"  whole flow: {f['iterations']} iterations ({f['failed']} failed), median {f['p50_ms']} ms")
+    if "open_model" in summary:
+        o = summary["open_model"]
+        print(f"  open model: {o['achieved_per_s']} of {o['target_per_s']} iterations/s started with {o['users']} users"
+              + ("" if o["held"] else "  RATE NOT HELD: more users needed, latency is not an open-model figure"))
+    if "concurrency" in summary:
+        c = summary["concurrency"]
+        print(f"  concurrency efficiency {c['efficiency']}  ({c['achieved_rps']:.2f} of {c['ideal_rps']:.2f} req/s possible)")
+    print(f"  generator CPU {gen.get('cpu_percent_of_one_core')}% of one core ({gen.get('cpu_us_per_request')} µs/request)"
+          f"{'  (Locust warned: CPU above 90%)' if gen.get('cpu_warning') else ''}; "
+          f"server CPU {meta.get('server_cpu_seconds')} s; peak PostgreSQL backends {meta.get('db_peak_backends')}")
+    print(f"  results: {run_dir}")
+
+
+def print_checks(report) -> None:
+    """The contract check, one line per check (`verify`)."""
+    for name, ok, detail in report.checks:
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+
+
+def print_web_ui(port: int, base_url: str, minutes: float) -> None:
+    print(f"Locust web UI: http://127.0.0.1:{port}  (server {base_url}; Ctrl-C stops everything; "
+          f"stops by itself after {minutes:.0f} min)", flush=True)
+
+
+def print_registry(names_only: bool = False) -> None:
+    """`asgibench list`: every row, its server, workers, env group, what it serves, its notes."""
+    if names_only:
+        print("\n".join(v.name for v in variants.VARIANTS))
+        return
+    rows = [("name", "family", "interface", "server", "workers", "env", "db conn", "serves", "notes")]
+    for v in variants.VARIANTS:
+        served = ",".join(s for s in variants.ENDPOINT_SETS if s in v.serves)
+        worker = f"{v.worker} " if v.worker else ""
+        notes = v.notes + (f" [no /async_api/: {v.no_async}]" if v.no_async else "")
+        rows.append((v.name, v.family, v.interface, f"{v.server} {worker}".strip(),
+                     str(v.workers) if v.workers else f"cpus({os.cpu_count()})", v.env, v.db_conn, served, notes))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])

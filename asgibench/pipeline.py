@@ -1,0 +1,218 @@
+"""The data path of one benchmark run, as a straight line:
+
+  registry row -> env ready -> PostgreSQL ready (migrated, seeded) -> server started, ready
+  -> contract verified -> warm-up (excluded) -> Locust headless -> server stopped
+  -> results/<variant>/<run-id>/ (CSVs, meta.json, logs) -> summary
+
+Each arrow is one module (variants, envs, database, server, contract, loadgen, results); this module
+only calls them in order and guarantees that whatever was started is stopped, on success, failure,
+server death and Ctrl-C. What may be asked is policy's, meta.json is runmeta's, derived figures are
+metrics', the lines a person reads are console's.
+
+  validate   everything refused before anything starts
+  bring_up   validate -> env -> database -> server -> contract check: a Stack
+  measure    on a Stack: warm-up, Locust, the run's record
+  bench      N trials of bring_up + measure, each on a fresh server
+  verify, ui the contract alone; Locust's web UI on a Stack
+A new command that runs a stack is one function here built from these steps.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
+from asgibench.errors import RunError, UsageError
+from asgibench.measure import TreeCpu
+from asgibench.server import ExternalServer, Server, ServerSpec
+
+
+@dataclass
+class Stack:
+    """A verified server on a prepared database, ready for load (shared by bench, ui, verify, the
+    matrix and calibrate). For --target the server is someone else's: env and seed are None."""
+
+    variant: variants.Variant
+    env: envs.Env | None
+    db: database.Database
+    server: Server | ExternalServer
+    seed: dict | None
+    contract: contract.ContractReport
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+
+def validate(opts) -> tuple[variants.Variant, str]:
+    """Everything that can be refused before anything starts: (row, Python version)."""
+    variant = variants.get(opts.variant)
+    python = envs.parse_python(opts.python)
+    policy.python_allowed(variant, python)
+    envs.lock_file(variant.env, python)
+    envs.lock_file("django", python)  # migrations and the seed run in the django group
+    policy.check_request(variant, opts)
+    return variant, python
+
+
+def bring_up(opts, stack: ExitStack, server_log: Path) -> Stack:
+    """registry -> env -> database -> server -> contract check. Everything started is stopped when
+    `stack` closes; the contract is verified here and required by the caller."""
+    variant, python = validate(opts)
+    provide = _their_server if opts.target else _our_server
+    env, db, seed, server = provide(opts, variant, python, stack, server_log)
+    console.say(f"server: {server.describe()}", quiet=opts.quiet)
+    stack.callback(server.stop)
+    server.start()
+    with db.connect() as conn:
+        report = contract.verify(variant, server.base_url, conn, static_root=server.static_root)
+    return Stack(variant, env, db, server, seed, report)
+
+
+def _our_server(opts, variant, python: str, stack: ExitStack, server_log: Path):
+    """env -> database (migrated, seeded, placed) -> the row's server, not started yet."""
+    console.say(f"env: {variant.env} on Python {python}", quiet=opts.quiet)
+    env = envs.ensure(variant.env, python)
+    django_env = env if variant.env == "django" else envs.ensure("django", python)
+    db_conn, why = policy.resolve_db_conn(variant, opts, env)
+    console.say("database: starting / checking PostgreSQL", quiet=opts.quiet)
+    db = database.open_database()
+    stack.callback(lambda: None if opts.keep_db else db.stop_if_started())
+    seed = database.prepare(db, django_env, opts.scale)
+    policy.check_db_pinning(opts.cpus, db)
+    if db.embedded:  # a kept cluster may still carry an earlier run's pinning: always set it
+        procs.pin_tree(db.embedded.pid(), opts.cpus.get("db") or range(os.cpu_count() or 1))
+    if opts.port and not database.port_is_free(opts.port):
+        raise RunError(f"port 127.0.0.1:{opts.port} is taken")
+    spec = ServerSpec(variant, env, opts.port or database.free_port(), variant.effective_workers(opts.workers), db_conn,
+                      opts.pool_size, db.url, db_conn_source=why)
+    return env, db, seed, Server(spec, server_log, cpus=opts.cpus.get("server"))
+
+
+def _their_server(opts, variant, python: str, stack: ExitStack, server_log: Path):
+    """--target: no env, no server of ours; the contract is checked against DATABASE_URL, the
+    database the target serves from (never migrated or seeded by us)."""
+    if not os.environ.get("DATABASE_URL"):
+        raise UsageError("--target needs DATABASE_URL: the database the target serves from (the contract check "
+                         "compares the target's JSON with it)")
+    db = database.open_database()
+    return None, db, None, ExternalServer(opts.target)
+
+
+def bench(opts) -> list[tuple[Path, dict]]:
+    """Run `opts.trials` trials, each on a freshly started server with its own warm-up; returns
+    (run folder, meta) per trial."""
+    variant, _ = validate(opts)
+    series = f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}" if opts.trials > 1 else None
+    done = []
+    for trial in range(1, opts.trials + 1):
+        run_dir = results.new_run_dir(variant.name, opts.plan.scenario, opts.results_root)
+        meta = runmeta.new_meta(variant, opts, opts.plan)
+        if series:
+            meta["matrix"] = {"id": series, "trial": trial, "trials": opts.trials}
+            console.say(f"trial {trial}/{opts.trials}", quiet=opts.quiet)
+        results.write_meta(run_dir, meta)
+        with runmeta.recorded(run_dir, meta), ExitStack() as stack:
+            st = bring_up(opts, stack, run_dir / "server.log")
+            measure(st, opts, opts.plan, run_dir, meta)
+        done.append((run_dir, meta))
+    return done
+
+
+def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) -> None:
+    """On a server that is up: record the stack, require the contract, warm up, run Locust, record."""
+    variant = st.variant
+    meta.update(runmeta.stack_meta(st))
+    results.write_meta(run_dir, meta)
+    contract.require(st.contract, variant.name)
+    console.say(f"contract: {len(st.contract.checks)} checks passed", quiet=opts.quiet)
+    plan = _warm_up(st, opts, plan, run_dir, meta)
+    console.say(f"load: {plan.scenario}, {plan.seconds:.0f}s, up to {plan.peak_users} users", quiet=opts.quiet)
+    db_pid = st.db.embedded.pid() if st.db.embedded else None
+    with database.BackendSampler(st.db) as backends, TreeCpu(st.server.pids) as server_cpu, \
+            TreeCpu(lambda: [db_pid] if db_pid else []) as db_cpu:
+        def measured_from_now():
+            for meter in (server_cpu, db_cpu, backends):
+                meter.restart()
+
+        res = loadgen.run(plan, st.base_url, run_dir, server=st.server, cpus=opts.cpus.get("locust"),
+                          progress=None if opts.quiet else console.Progress(), on_measure_start=measured_from_now)
+    if not opts.quiet:
+        console.Progress.done()
+    summary = results.summarize(run_dir)
+    metrics.derive(summary, plan)
+    meta.update({
+        "generator": metrics.generator(run_dir, res, plan, summary),
+        "server_cpu_seconds": round(server_cpu.seconds, 3),
+        "db_cpu_seconds": round(db_cpu.seconds, 3) if db_pid else None,
+        "db_peak_backends": backends.peak,
+        "summary": summary,
+    })
+    if res.server_died:
+        meta["status"] = "server-died"
+        raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); partial results kept in {run_dir}")
+    if res.interrupted:
+        raise KeyboardInterrupt
+    if summary["requests"] == 0:
+        raise RunError(f"no request was measured on {variant.name} (Locust exit code {res.exit_code}; see "
+                       f"{run_dir / 'locust.log'})")
+
+
+def _warm_up(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) -> loadgen.LoadPlan:
+    """The excluded warm-up; returns the plan to measure (one Locust process warms up in-process)."""
+    if opts.warmup <= 0:
+        return plan
+    console.say(f"warm-up: {opts.warmup:.0f}s (excluded from results)", quiet=opts.quiet)
+    if plan.single_process and not plan.is_shape:
+        # One Locust process: it resets every statistic when the warm-up ends (recorder plugin).
+        plan = replace(plan, warmup=opts.warmup)
+        meta["plan"] = plan.as_dict()
+        return plan
+    # Several Locust processes (or a shape, which owns the clock): a separate warm-up run, one
+    # standalone Locust process: remote workers would quit at its end and never come back.
+    warm = replace(plan, scenario=loadgen.CONSTANT, users=plan.peak_users if plan.flow != "io" else plan.users,
+                   duration=opts.warmup, spawn_rate=1000.0, processes=1, locust_workers=0, remote_workers=0)
+    w = loadgen.run(warm, st.base_url, run_dir / "warmup", server=st.server, cpus=opts.cpus.get("locust"),
+                    warmup=True)
+    if w.interrupted:
+        raise KeyboardInterrupt
+    if w.server_died:
+        meta["status"] = "server-died"
+        raise RunError(f"server {st.variant.name} died during warm-up: {st.server.log_tail()}")
+    return plan
+
+
+def verify(opts) -> contract.ContractReport:
+    """`verify`: bring the row up, show and record its contract check, require it."""
+    run_dir = results.new_run_dir(opts.variant, "verify", opts.results_root)
+    with ExitStack() as stack:
+        st = bring_up(opts, stack, run_dir / "server.log")
+        console.print_checks(st.contract)
+        results.write_meta(run_dir, {"status": "verified" if not st.contract.failures else "contract-failed",
+                                     "variant": st.variant.as_dict(), "contract": st.contract.as_dict()})
+        contract.require(st.contract, st.variant.name)
+    return st.contract
+
+
+def ui(opts, port: int, minutes: float) -> None:
+    """`ui`: a verified stack with Locust's web UI on 127.0.0.1:`port`, until Ctrl-C or `minutes`."""
+    run_dir = results.new_run_dir(opts.variant, "ui", opts.results_root)
+    with ExitStack() as stack:
+        st = bring_up(opts, stack, run_dir / "server.log")
+        contract.require(st.contract, st.variant.name)
+        if not database.port_is_free(port):
+            raise RunError(f"port 127.0.0.1:{port} (Locust's web UI) is taken")
+        cmd = loadgen.command(opts.plan, st.base_url, run_dir, headless=False, web_port=port)
+        proc = procs.spawn(cmd, log_path=run_dir / "locust.log", env=loadgen.locust_env())
+        stack.callback(procs.stop, proc)
+        console.print_web_ui(port, st.base_url, minutes)
+        try:
+            proc.wait(timeout=minutes * 60)
+        except subprocess.TimeoutExpired:
+            console.say(f"the UI session's {minutes:.0f} minutes are over; stopping")
+        if not st.server.alive():
+            raise RunError(f"server {st.variant.name} died: {st.server.log_tail()}")

@@ -1,0 +1,86 @@
+"""What a row can serve and run: every refusal of a request that makes no sense for the chosen row,
+its Python, its env or its database, with the reason, before (or as soon as) it can be known.
+
+  check_request    the request against the row (async views, slowapi, admin, --db-conn, workers)
+                   and every number against bounds.BOUNDS
+  python_allowed   the row's Python constraint
+  resolve_db_conn  the connection strategy a server gets, and why (Django's pool needs >= 5.1)
+  pool_size_for    the pool per worker process (DEFAULT_POOL_SIZE, the io scenario's users)
+  check_db_pinning --pin db=... needs a PostgreSQL asgibench runs
+  PLACEMENT_DEFAULT the documented CPU placement when nothing is pinned
+
+A new rule about what a row can run goes here (a UsageError with a one-line reason), called from
+check_request when it needs only the request, or from the pipeline step that first knows its input.
+"""
+from __future__ import annotations
+
+from asgibench import bounds, loadgen, variants
+from asgibench.errors import UsageError
+
+# Per worker process; the default users (10) never wait for a connection. Measured: with a pool of 4,
+# 10 users of the I/O probe reached ~3.7 req/s instead of ~10: the pool, not the server, was measured.
+DEFAULT_POOL_SIZE = 10
+
+# The documented default: no pinning. On 2 cores, giving Locust a core of its own takes half the
+# machine from server + PostgreSQL; we measure the generator instead and flag saturated runs. On
+# larger machines, --pin server=0-N,db=...,locust=M isolates them (the README shows how).
+PLACEMENT_DEFAULT = "server, PostgreSQL and Locust share every CPU; generator CPU is measured and flagged"
+
+
+def pool_size_for(io_users: int) -> int:
+    """The I/O scenario measures the server's concurrency, not the pool's: with fewer pooled
+    connections than waiting users, requests queue for a connection (measured: 8 x 0.5 s took 1.03 s
+    with a pool of 4, 0.55 s with 10)."""
+    return min(max(io_users, DEFAULT_POOL_SIZE), 100)
+
+
+def check_request(variant, opts) -> None:
+    """Refuse, with the reason, what a row cannot serve (before anything starts). `opts` is an
+    options.BenchOptions."""
+    plan = opts.plan
+    if plan.api_prefix == "/async_api/" and "async_api" not in variant.serves:
+        why = variant.no_async or "this row does not serve Django's async views"
+        raise UsageError(f"{variant.name} does not serve /async_api/: {why}")
+    # the slowapi steps are /slowapi/slowapi/ and /slowapi/slowapi/django-async-orm/ (locustfiles/workload.py)
+    if (plan.with_slowapi or plan.only_slowapi) and not {"slowapi", "slowapi_orm"} <= variant.serves:
+        raise UsageError(f"{variant.name} does not serve the slowapi app with Django's async ORM "
+                         "(choose a *-slowapi* or *mounted* row)")
+    if plan.flow == "original" and "admin" not in variant.serves:
+        raise UsageError(f"{variant.name} serves no Django admin: use the api flow")
+    if opts.db_conn and opts.db_conn not in variants.DB_CONN_STRATEGIES:
+        raise UsageError(f"--db-conn must be one of {', '.join(variants.DB_CONN_STRATEGIES)}")
+    if opts.db_conn and variant.own_pool:
+        raise UsageError(f"{variant.name} holds its own pool (size: --pool-size); --db-conn does not apply")
+    if opts.db_conn == "pool" and variant.pg_driver == "psycopg2":
+        raise UsageError(f"{variant.name} uses psycopg2, which has no Django pool: use persistent or per-request")
+    if opts.workers not in (None, 1) and variant.server == "daphne":
+        raise UsageError(f"{variant.name}: daphne runs one process and has no workers option")
+    for name, value in (("workers", opts.workers), ("port", opts.port), ("pool_size", opts.pool_size),
+                        ("scale", opts.scale), ("trials", opts.trials), ("warmup", opts.warmup)):
+        bounds.check(name, value)
+    loadgen.validate(plan)
+
+
+def python_allowed(variant, version: str) -> None:
+    spec = variant.python
+    if spec.startswith(">="):
+        need = tuple(map(int, spec[2:].split(".")))
+        if tuple(map(int, version.split("."))) < need:
+            raise UsageError(f"{variant.name} needs Python {spec}, asked for {version}")
+
+
+def resolve_db_conn(variant, opts, env) -> tuple[str, str]:
+    """(strategy, why): the row's default unless overridden; Django's pool needs Django >= 5.1."""
+    if opts.db_conn:
+        if opts.db_conn == "pool" and env.has("django") and env.version("django") < (5, 1):
+            raise UsageError(f"--db-conn pool needs Django >= 5.1; this env has Django {env.packages['django']}")
+        return opts.db_conn, "--db-conn"
+    if variant.db_conn == "pool" and env.has("django") and env.version("django") < (5, 1):
+        return "persistent", f"row default pool needs Django >= 5.1 (env has {env.packages['django']}): persistent"
+    return variant.db_conn, "row default"
+
+
+def check_db_pinning(cpus: dict, db) -> None:
+    """`db` is the database.Database the run opened: only the embedded cluster can be pinned."""
+    if cpus.get("db") and not db.embedded:
+        raise UsageError("--pin db=... needs the embedded PostgreSQL (asgibench cannot pin a DATABASE_URL server)")
