@@ -64,8 +64,9 @@ def cmd_db(a) -> int:
         return 0
     if a.action == "status":
         port = cluster.running_port()
+        state = "initialised" if cluster.initialised() else "not initialised"
         print(f"embedded PostgreSQL running on 127.0.0.1:{port} ({cluster.data})" if port else
-              f"embedded PostgreSQL not running ({'initialised' if cluster.initialised() else 'not initialised'} at {cluster.data})")
+              f"embedded PostgreSQL not running ({state} at {cluster.data})")
         return 0
     python = envs.parse_python(a.python)
     db = database.open_database()

@@ -73,7 +73,8 @@ def print_summary(opts, run_dir, summary) -> None:
     print(f"  requests {summary.get('requests', 0)}  ({summary.get('rps', 0):.1f} req/s)  "
           f"failures {summary.get('failures', 0)}")
     if exact:
-        print(f"  latency ms (exact)   p50 {exact['p50']:.1f}  p95 {exact['p95']:.1f}  p99 {exact['p99']:.1f}  max {exact['max']:.1f}")
+        print(f"  latency ms (exact)   p50 {exact['p50']:.1f}  p95 {exact['p95']:.1f}  p99 {exact['p99']:.1f}  "
+              f"max {exact['max']:.1f}")
     print(f"  latency ms (Locust)  p50 {pct.get('p50')}  p95 {pct.get('p95')}  p99 {pct.get('p99')}")
     if "flow" in summary:
         f = summary["flow"]
@@ -84,8 +85,10 @@ def print_summary(opts, run_dir, summary) -> None:
               + ("" if o["held"] else "  RATE NOT HELD: more users needed, latency is not an open-model figure"))
     if "concurrency" in summary:
         c = summary["concurrency"]
-        print(f"  concurrency efficiency {c['efficiency']}  ({c['achieved_rps']:.2f} of {c['ideal_rps']:.2f} req/s possible)")
-    print(f"  generator CPU {gen.get('cpu_percent_of_one_core')}% of one core ({gen.get('cpu_us_per_request')} µs/request)"
+        print(f"  concurrency efficiency {c['efficiency']}  "
+              f"({c['achieved_rps']:.2f} of {c['ideal_rps']:.2f} req/s possible)")
+    print(f"  generator CPU {gen.get('cpu_percent_of_one_core')}% of one core "
+          f"({gen.get('cpu_us_per_request')} µs/request)"
           f"{'  (Locust warned: CPU above 90%)' if gen.get('cpu_warning') else ''}; "
           f"server CPU {meta.get('server_cpu_seconds')} s; peak PostgreSQL backends {meta.get('db_peak_backends')}")
     print(f"  results: {run_dir}")

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import benchcontract as C
-
 from asgibench.errors import RunError
 
 PAGES_CHECKED = (1, 2)

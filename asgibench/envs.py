@@ -102,7 +102,8 @@ def find_interpreter(version: str) -> str:
     if res.returncode == 0 and res.stdout.strip():
         return res.stdout.strip()
     raise UsageError(
-        f"Python {version} not found (looked in pyenv versions, PATH and uv); install it (e.g. `pyenv install {version}`)"
+        f"Python {version} not found (looked in pyenv versions, PATH and uv); "
+        f"install it (e.g. `pyenv install {version}`)"
     )
 
 

@@ -18,13 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import benchcontract
-
 from asgibench import ROOT, bounds, procs
 from asgibench.errors import UsageError
+from locustfiles import stages  # plain data, importable without Locust
 
 LOCUSTFILES = ROOT / "locustfiles"
-sys.path.insert(0, str(ROOT))  # locustfiles.stages is plain data, importable without Locust
-from locustfiles import stages  # noqa: E402
 
 USER_CLASSES = {"original": "OriginalFlowUser", "api": "ApiOnlyUser", "io": "IoProbeUser", "bare": "BareGetUser"}
 CONSTANT = "constant"

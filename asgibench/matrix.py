@@ -192,7 +192,8 @@ class Matrix:
                     rows.setdefault((row, scenario), []).append(meta)
         if not rows:
             return
-        print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'p95 ms':>8s} {'eff.':>6s}")
+        print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'p95 ms':>8s} "
+              f"{'eff.':>6s}")
         for (row, scenario), metas in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             rps = [m["summary"]["rps"] for m in metas]
             cv = stats.cv_pct(rps)  # the report's definition (sample stdev / mean)

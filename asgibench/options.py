@@ -104,23 +104,27 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--remote-workers", type=number(int), default=0,
                    help="also wait for N workers from other machines (`asgibench worker --master HOST`)")
     d.add_argument("--master-bind", default="127.0.0.1", help="where the Locust master listens for workers")
-    d.add_argument("--master-port", type=number(int), help="Locust master port (default: a free one; 5557 with --remote-workers)")
+    d.add_argument("--master-port", type=number(int),
+                   help="Locust master port (default: a free one; 5557 with --remote-workers)")
     d.add_argument("--target", help="benchmark a server asgibench did not start (contract check, then load); "
                                     "needs DATABASE_URL = the database it serves from")
     d.add_argument("--allow-remote", action="store_true", help="allow a --target or --master-bind that is not loopback")
     g.add_argument("--trials", type=number(int), default=1, help="measured trials, each on a fresh server (default 1)")
     g.add_argument("--warmup", type=duration, default=10.0, help="warm-up before measuring, excluded (default 10s)")
-    g.add_argument("--async", dest="async_api", action="store_true", help="API steps hit /async_api/ (native async views)")
+    g.add_argument("--async", dest="async_api", action="store_true",
+                   help="API steps hit /async_api/ (native async views)")
     g.add_argument("--with-slowapi", action="store_true", help="also hit the mounted FastAPI slowapi app")
     g.add_argument("--only-slowapi", action="store_true", help="only hit the slowapi app")
     g.add_argument("--api-only", action="store_true", help="skip the admin login steps (API-only flow)")
-    g.add_argument("--io-seconds", type=number(float), default=1.0, help="io scenario: seconds each request waits in PostgreSQL")
+    g.add_argument("--io-seconds", type=number(float), default=1.0,
+                   help="io scenario: seconds each request waits in PostgreSQL")
     g.add_argument("--processes", type=number(int), default=1, help="Locust --processes (-1 = one per core)")
     s = p.add_argument_group("server and database")
     s.add_argument("--workers", type=number(int), help="override the row's worker count (Makefile: WORKERS=N)")
     s.add_argument("--db-conn", help="per-request | persistent | pool (default: the row's)")
     s.add_argument("--pool-size", type=number(int),
-                   help=f"pool connections per worker process (default {policy.DEFAULT_POOL_SIZE}; io scenario: --users)")
+                   help=f"pool connections per worker process (default {policy.DEFAULT_POOL_SIZE}; "
+                        "io scenario: --users)")
     s.add_argument("--python", help="server Python X.Y (default: the runner's)")
     s.add_argument("--scale", type=number(int), default=1, help="seed data scale (default 1)")
     s.add_argument("--port", type=number(int), help="server port on 127.0.0.1 (default: a free one)")
@@ -164,7 +168,8 @@ def build_options(a) -> BenchOptions:
         master_port=a.master_port or (5557 if a.remote_workers else database.free_port()),
     )
     if not a.allow_remote and not server.loopback(a.master_bind):
-        raise UsageError(f"--master-bind {a.master_bind} is not loopback: add --allow-remote for workers on other machines")
+        raise UsageError(f"--master-bind {a.master_bind} is not loopback: "
+                         "add --allow-remote for workers on other machines")
     if scenario == loadgen.IO:
         bounds.check("io_seconds_option", a.io_seconds)
     return BenchOptions(

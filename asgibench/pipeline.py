@@ -154,7 +154,8 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     })
     if res.server_died:
         meta["status"] = "server-died"
-        raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); partial results kept in {run_dir}")
+        raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); "
+                       f"partial results kept in {run_dir}")
     if res.interrupted:
         raise KeyboardInterrupt
     if summary["requests"] == 0:

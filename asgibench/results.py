@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import benchcontract
-
 from asgibench import ROOT, files
 from locustfiles import timingfile  # the recorder's file format: stdlib only, no Locust import
 
@@ -114,21 +113,25 @@ def summarize(run_dir: Path) -> dict:
         "avg_ms": round(sum(e["total_response_time"] for e in reqs) / n, 2) if n else None,
         "max_ms": max((e["max_response_time"] for e in reqs), default=None),
         "locust_percentiles_ms": {f"p{int(q * 100)}": bucket_percentile(buckets, n, q) for q in PERCENTILES},
-        "endpoints": {
-            f"{e['method']} {e['name']}": {"requests": e["num_requests"], "failures": e["num_failures"],
-                                           "avg_ms": round(e["total_response_time"] / e["num_requests"], 2) if e["num_requests"] else None}
-            for e in reqs
-        },
+        "endpoints": {f"{e['method']} {e['name']}": {"requests": e["num_requests"], "failures": e["num_failures"],
+                                                     "avg_ms": _avg_ms(e)} for e in reqs},
     }
     if flows:
         f = flows[0]
         out["flow"] = {"iterations": f["num_requests"], "failed": f["num_failures"],
-                       "p50_ms": bucket_percentile({float(k): v for k, v in f["response_times"].items()}, f["num_requests"], 0.5),
-                       "avg_ms": round(f["total_response_time"] / f["num_requests"], 2) if f["num_requests"] else None}
+                       "p50_ms": bucket_percentile({float(k): v for k, v in f["response_times"].items()},
+                                                   f["num_requests"], 0.5),
+                       "avg_ms": _avg_ms(f)}
     exact = exact_latencies(run_dir)
     if exact:
         out["exact_percentiles_ms"] = exact
     return out
+
+
+def _avg_ms(entry: dict) -> float | None:
+    """Locust's mean response time of one stats entry, ms (None without requests)."""
+    n = entry["num_requests"]
+    return round(entry["total_response_time"] / n, 2) if n else None
 
 
 def _test_starts(run_dir: Path) -> list:
@@ -153,12 +156,12 @@ def exact_latencies(run_dir: Path) -> dict | None:
     s = timingfile.summarize(values, PERCENTILES)
     out = {k: round(s[k], 3) for k in ("p50", "p90", "p95", "p99", "max")}
     out["count"] = s["count"]
-    out["per_endpoint"] = {
-        f"{k.request_type} {k.name}": {q: round(v, 3) for q, v in timingfile.summarize(
-            timingfile.select(merged, k.request_type, k.name), PERCENTILES).items() if q in ("p50", "p95", "p99", "count")}
-        for k in merged.series
-        if k.ok and k.request_type != benchcontract.FLOW_REQUEST_TYPE
-    }
+    out["per_endpoint"] = {}
+    for k in merged.series:
+        if k.ok and k.request_type != benchcontract.FLOW_REQUEST_TYPE:
+            per = timingfile.summarize(timingfile.select(merged, k.request_type, k.name), PERCENTILES)
+            out["per_endpoint"][f"{k.request_type} {k.name}"] = {
+                q: round(v, 3) for q, v in per.items() if q in ("p50", "p95", "p99", "count")}
     return out
 
 

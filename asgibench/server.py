@@ -60,7 +60,8 @@ class ServerSpec:
         )
 
 
-def build_command(v: Variant, *, bin_dir, host: str, port: int, workers: int, gunicorn_version: tuple = ()) -> list[str]:
+def build_command(v: Variant, *, bin_dir, host: str, port: int, workers: int,
+                  gunicorn_version: tuple = ()) -> list[str]:
     """The server command line a row describes. One builder per server; the local runner (bin_dir =
     the env's bin, host 127.0.0.1) and compose/ (bin_dir "", host 0.0.0.0 inside a container) share it."""
     def exe(name):

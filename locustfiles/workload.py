@@ -87,8 +87,15 @@ from locust.contrib.fasthttp import FastHttpUser
 
 import benchcontract
 import recorder  # noqa: F401  (registers the exact-timings / CSV / generator-CPU plugins)
-from benchcontract import (ADMIN_INDEX_PATH, ADMIN_LOGIN_PATH, FLOW_NAME, FLOW_REQUEST_TYPE, SLOWAPI_ORM_KEYS,
-                           SLOWAPI_ORM_PATH, SLOWAPI_PATH)
+from benchcontract import (
+    ADMIN_INDEX_PATH,
+    ADMIN_LOGIN_PATH,
+    FLOW_NAME,
+    FLOW_REQUEST_TYPE,
+    SLOWAPI_ORM_KEYS,
+    SLOWAPI_ORM_PATH,
+    SLOWAPI_PATH,
+)
 from checks import FastCookieJar, list_page_problem_fast, list_page_problem_full
 from workload_args import options  # registers the workload's custom arguments (after the recorder's)
 

@@ -23,8 +23,7 @@ import pytest
 import yaml
 
 from asgibench import ROOT, apps, compose, database, envs, loadgen, options, policy, variants
-from asgibench.compose import master
-from asgibench.compose import services as compose_services
+from asgibench.compose import master, services as compose_services
 from asgibench.errors import RunError, UsageError
 from asgibench.server import build_command
 
@@ -260,7 +259,8 @@ def test_master_runs_bench_with_a_target_and_remote_workers():
     plan = opts.plan
     assert opts.target == "http://127.0.0.1:8000"
     assert plan.flow == "io" and plan.io_path == "/io/sleep/" and plan.users == 6
-    assert plan.remote_workers == 3 and plan.master_bind == "0.0.0.0" and plan.master_port == compose_services.MASTER_PORT
+    assert plan.remote_workers == 3 and plan.master_bind == "0.0.0.0"
+    assert plan.master_port == compose_services.MASTER_PORT
     cmd = loadgen.command(plan, opts.target, Path("/app/results/x"))
     assert "--master" in cmd and cmd[cmd.index("--expect-workers") + 1] == "3"
     opts = options.build_options(cli.parser().parse_args(master.master_argv("fastapi-gino", "", 2, host="127.0.0.1")))
@@ -326,8 +326,9 @@ def test_python_override_changes_no_command_or_environment():
     """PYTHON_VERSION=X for X in the header's list builds other pins, but the same services."""
     for py in compose_services.override_pythons():
         for row in ROWS:
-            assert compose_services.row_command(row, py) == compose_services.row_command(row, compose_services.DEFAULT_PYTHON), (py, row.name)
-            assert compose_services.row_environment(row, py) == compose_services.row_environment(row, compose_services.DEFAULT_PYTHON)
+            default = compose_services.DEFAULT_PYTHON
+            assert compose_services.row_command(row, py) == compose_services.row_command(row, default), (py, row.name)
+            assert compose_services.row_environment(row, py) == compose_services.row_environment(row, default)
 
 
 def test_other_python_is_its_own_file():

@@ -39,12 +39,14 @@ def test_bench_gunicorn_eventlet_end_to_end(db, results_dir):
     assert meta["status"] == "completed"
     assert s["requests"] > 20 and s["failures"] == 0
     # every step of the original flow ran, and the whole-flow entry was recorded
-    assert {"GET /admin/login/", "POST /admin/login/", "GET /api/clowncollege/", "GET /api/troupe/"} <= set(s["endpoints"])
+    steps = {"GET /admin/login/", "POST /admin/login/", "GET /api/clowncollege/", "GET /api/troupe/"}
+    assert steps <= set(s["endpoints"])
     assert s["flow"]["iterations"] > 0 and s["flow"]["failed"] == 0
     # Locust's CSV agrees with its final totals (the _stats.csv shutdown gotcha is fixed)
     with open(run_dir / "locust_stats.csv", newline="") as fh:
         rows = {(r["Type"], r["Name"]): r for r in csv.DictReader(fh)}
-    csv_total = sum(int(r["Request Count"]) for (t, n), r in rows.items() if t not in ("FLOW", "") and n != "Aggregated")
+    csv_total = sum(int(r["Request Count"]) for (t, n), r in rows.items()
+                    if t not in ("FLOW", "") and n != "Aggregated")
     assert csv_total == s["requests"]
     # what ran where is recorded
     assert meta["server"]["workers"] == 1 and meta["server"]["db_conn"] == "persistent"

@@ -360,7 +360,8 @@ out["timings"] = [t.on_request in handlers(ev, "request"), t.clear in handlers(e
                   t.clear in handlers(ev, "reset_stats"), t.on_spawning_complete in handlers(ev, "spawning_complete")]
 out["window"] = [order(ev, "test_start", t.clear, w.on_test_start), w.on_test_stopping in handlers(ev, "test_stopping"),
                  w.on_test_stop in handlers(ev, "test_stop"), w.restarted._handlers == [g.clear]]
-out["generator"] = [g.on_usage_monitor in handlers(ev, "usage_monitor"), g.on_cpu_warning in handlers(ev, "cpu_warning")]
+out["generator"] = [g.on_usage_monitor in handlers(ev, "usage_monitor"),
+                    g.on_cpu_warning in handlers(ev, "cpu_warning")]
 out["outputs"] = [o.on_quitting in handlers(ev, "quitting"),
                   o.on_master_test_stop not in handlers(ev, "test_stop")]  # a master's only
 out["quit_order"] = order(ev, "quit", t.on_quit, g.on_quit)

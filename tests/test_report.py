@@ -12,11 +12,11 @@ import statistics
 from pathlib import Path
 
 import pytest
-from helpers import cli
 
 from asgibench import report, results, stats, variants
 from asgibench.errors import UsageError
 from asgibench.report import findings, groups, trials
+from helpers import cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,6 @@ calibration reader serves the runner (no argument) and the report (candidate fil
 import json
 
 import benchcontract
-
 from asgibench import results
 
 

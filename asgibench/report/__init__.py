@@ -45,7 +45,6 @@ from asgibench.report.fmt import num
 from asgibench.report.groups import CSV_COLUMNS, group_trials, summarize, write_csv
 from asgibench.report.markdown import render_markdown
 from asgibench.report.trials import load_trial, resolve_run_ids
-from asgibench.stats import cv_pct  # noqa: F401  cli.print_trials and matrix still ask report.cv_pct
 
 __doc__ += _groups.column_docs() + "\nCharts: see asgibench/report/charts.py.\n"
 __all__ = ["CSV_COLUMNS", "add_arguments", "build", "cmd_report", "headline_text", "main"]

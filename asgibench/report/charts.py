@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchcontract
-
 from asgibench import stats, variants
 from asgibench.report.findings import SERIALISES_BELOW
 from asgibench.report.fmt import num

@@ -11,7 +11,6 @@ import csv
 from dataclasses import dataclass
 
 import benchcontract
-
 from asgibench import stats
 from asgibench.report.fmt import num
 from asgibench.report.groups import FAMILY_TITLES, Group, family_order
@@ -179,7 +178,7 @@ def single_trial(s: Section) -> list[str]:
     return ["- One trial only (no variance estimate): " + ", ".join(g.label for g in single) + "."] if single else []
 
 
-def generator_bound(s: Section) -> list[str]:
+def generator_bound_rows(s: Section) -> list[str]:
     bound = [g for g in s.live if g.row["generator_bound"]]
     if bound:
         return ["- **Generator-bound** (the load generator may have set the pace; the figure is a lower bound): "
@@ -229,5 +228,5 @@ def not_in_async_rows(s: Section) -> list[str]:
 FINDINGS = (
     best_per_family, versus_best_wsgi, async_versus_sync, spread, raw_ceiling,
     serialising_per_family, serialises_io, partly_concurrent, concurrent,
-    unstable_rows, single_trial, generator_bound, failures, not_in_async_rows,
+    unstable_rows, single_trial, generator_bound_rows, failures, not_in_async_rows,
 )

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import benchcontract
-
 from asgibench import stats, variants
 from asgibench.report.fmt import rel, setting
 from asgibench.report.trials import AD_HOC, Trial

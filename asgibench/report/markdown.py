@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import benchcontract
-
 from asgibench import stats
 from asgibench.report import charts
 from asgibench.report.findings import section_findings

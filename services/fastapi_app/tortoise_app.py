@@ -114,7 +114,8 @@ async def lifespan(app):
 
 async def clowncollege(page):
     offset = page.bounds(await ClownCollege.all().count())
-    rows = await ClownCollege.all().select_related("location", "troupe").order_by("id").offset(offset).limit(bc.PAGE_SIZE)
+    rows = await (ClownCollege.all().select_related("location", "troupe").order_by("id")
+                  .offset(offset).limit(bc.PAGE_SIZE))
     return [common.college(c, c.location, c.troupe) for c in rows]
 
 

@@ -9,4 +9,5 @@ from benchproject.greenloop import start_loop
 from benchproject.wsgi import application as django_application
 
 # start_loop(): a2wsgi's own loop thread would break Django under gevent/eventlet (see greenloop).
-application = DispatcherMiddleware(django_application, {benchcontract.SLOWAPI_MOUNT: ASGIMiddleware(slowapi, loop=start_loop())})
+application = DispatcherMiddleware(
+    django_application, {benchcontract.SLOWAPI_MOUNT: ASGIMiddleware(slowapi, loop=start_loop())})

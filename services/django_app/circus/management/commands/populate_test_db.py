@@ -189,11 +189,13 @@ class Command(BaseCommand):
         child = model._meta
         with connection.cursor() as cur:
             cur.execute(
-                f"INSERT INTO {parent.db_table} ({parent.pk.column}, stage_name) SELECT * FROM unnest(%s::int[], %s::varchar[])",
+                f"INSERT INTO {parent.db_table} ({parent.pk.column}, stage_name) "
+                "SELECT * FROM unnest(%s::int[], %s::varchar[])",
                 [ids, stage_names],
             )
             cur.execute(
-                f"INSERT INTO {child.db_table} ({child.pk.column}, concentration) SELECT * FROM unnest(%s::int[], %s::varchar[])",
+                f"INSERT INTO {child.db_table} ({child.pk.column}, concentration) "
+                "SELECT * FROM unnest(%s::int[], %s::varchar[])",
                 [ids, picks],
             )
         return ids
