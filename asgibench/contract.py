@@ -2,9 +2,11 @@
 says it should. The expected pages are built here straight from the tables with SQL — not through
 any app's code path — so a stub, a wrong field or a stale cache fails the run.
 
-Comparison parses JSON and normalises only the scheme/host of `next`/`previous` URLs. Every path
-and expected body comes from benchcontract (the apps' own vocabulary); a new check of an endpoint a
-row serves goes into verify(), keyed by the `serves` name of variants.py.
+Comparison parses JSON and normalises only the scheme/host of `next`/`previous` URLs; everything else
+must be exactly the expected JSON (first_difference): the same types (a boolean is not an integer, an
+integer is not a float), the same fields in the same order, the same items in the same order. Every
+path and expected body comes from benchcontract (the apps' own vocabulary); a new check of an endpoint
+a row serves goes into verify(), keyed by the `serves` name of variants.py.
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import benchcontract as C
-
 from asgibench.errors import RunError
 
 PAGES_CHECKED = (1, 2)
@@ -93,13 +94,28 @@ def normalise(doc):
     return doc
 
 
+_JSON_TYPE = {dict: "object", list: "array", str: "string", int: "integer", float: "float", bool: "boolean",
+              type(None): "null"}
+
+
 def first_difference(expected, actual, path="$") -> str | None:
-    if type(expected) is not type(actual) and not (isinstance(expected, (int, float)) and isinstance(actual, (int, float))):
-        return f"{path}: expected {type(expected).__name__} {_short(expected)}, got {type(actual).__name__} {_short(actual)}"
+    """The first place where `actual` is not the JSON `expected`, as "<JSON path>: what differs", or None.
+
+    Strict, as the apps' JSON is: a value's type must be the expected one (a boolean is not an integer,
+    although Python's True == 1; an integer is not a float: ids and counts are integers in every app, as
+    DRF emits them), an object has exactly the expected fields in the expected order (every app emits the
+    documented order: DRF's serializers and pagination, and the FastAPI/raw apps build their dicts from
+    benchcontract's field tuples), and an array has the expected items in the expected order.
+    """
+    if type(expected) is not type(actual):
+        return f"{path}: expected {_kind(expected)} {_short(expected)}, got {_kind(actual)} {_short(actual)}"
     if isinstance(expected, dict):
-        if set(expected) != set(actual):
-            missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+        if expected.keys() != actual.keys():
+            missing = [k for k in expected if k not in actual]
+            extra = [k for k in actual if k not in expected]
             return f"{path}: fields differ (missing {missing}, unexpected {extra})"
+        if list(expected) != list(actual):
+            return f"{path}: fields in another order: expected {list(expected)}, got {list(actual)}"
         for k in expected:
             d = first_difference(expected[k], actual[k], f"{path}.{k}")
             if d:
@@ -111,9 +127,20 @@ def first_difference(expected, actual, path="$") -> str | None:
         for i, (e, a) in enumerate(zip(expected, actual)):
             d = first_difference(e, a, f"{path}[{i}]")
             if d:
+                if sorted(map(_canonical, expected)) == sorted(map(_canonical, actual)):
+                    return f"{path}: the expected items in another order (first at {d})"
                 return d
         return None
     return None if expected == actual else f"{path}: expected {_short(expected)}, got {_short(actual)}"
+
+
+def _kind(v) -> str:
+    return _JSON_TYPE.get(type(v), type(v).__name__)
+
+
+def _canonical(v) -> str:
+    """One string per JSON value, field order included: equal strings, equal values (and types)."""
+    return json.dumps(v, default=str)
 
 
 def _short(v) -> str:

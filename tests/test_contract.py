@@ -7,7 +7,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import benchcontract as C
-
 from asgibench import contract
 
 
@@ -26,6 +25,41 @@ def test_first_difference_finds_the_path():
     # a stub like the original study's must fail
     stub = {"count": 1, "next": "stubbed", "results": ["blah"]}
     assert contract.first_difference({"count": 1, "next": None, "results": exp["results"]}, stub)
+
+
+def test_first_difference_is_strict_about_json_types():
+    """Python's True == 1 and 1 == 1.0; the apps' JSON keeps them apart, and so must the check."""
+    fd = contract.first_difference
+    assert fd({"id": 1}, {"id": True}) == "$.id: expected integer 1, got boolean true"
+    assert fd({"id": 0}, {"id": False}) == "$.id: expected integer 0, got boolean false"
+    assert fd({"count": 60}, {"count": 60.0}) == "$.count: expected integer 60, got float 60.0"
+    assert fd({"count": 60}, {"count": "60"}) == '$.count: expected integer 60, got string "60"'
+    assert fd({"slept": 0.2}, {"slept": "0.2"}) == '$.slept: expected float 0.2, got string "0.2"'
+    assert fd({"next": None}, {"next": ""}) == '$.next: expected null null, got string ""'
+    assert fd([{"x": [1]}], [{"x": [True]}]) == "$[0].x[0]: expected integer 1, got boolean true"
+    assert fd({"id": 1, "ok": True}, {"id": 1, "ok": True}) is None
+
+
+def test_first_difference_checks_fields_and_their_order():
+    fd = contract.first_difference
+    exp = {"id": 1, "name": "a", "troupe": {"id": 2, "name": "t"}}
+    assert fd(exp, {**exp, "extra": 1}) == "$: fields differ (missing [], unexpected ['extra'])"
+    assert fd(exp, {"id": 1, "troupe": exp["troupe"]}) == "$: fields differ (missing ['name'], unexpected [])"
+    assert fd(exp, {"name": "a", "id": 1, "troupe": exp["troupe"]}) == (
+        "$: fields in another order: expected ['id', 'name', 'troupe'], got ['name', 'id', 'troupe']")
+    assert fd(exp, {**exp, "troupe": {"name": "t", "id": 2}}) == (
+        "$.troupe: fields in another order: expected ['id', 'name'], got ['name', 'id']")
+
+
+def test_first_difference_checks_item_order():
+    fd = contract.first_difference
+    exp = [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert fd(exp, [{"id": 1}, {"id": 3}, {"id": 2}]) == (
+        "$: the expected items in another order (first at $[1].id: expected 2, got 3)")
+    # not a permutation: the plain difference, no hint
+    assert fd(exp, [{"id": 1}, {"id": 4}, {"id": 3}]) == "$[1].id: expected 2, got 4"
+    # a permutation only of the same JSON: True is not 1 there either
+    assert fd([2, 1], [1, True]) == "$[0]: expected 2, got 1"
 
 
 def test_expected_pages_follow_drf_pagination(db):
