@@ -428,6 +428,11 @@ def _probe_slept_as_string(site):
     return "GET /io/sleep/?seconds=0.2", '$.slept: expected float 0.2, got string "0.2" in 0.2'
 
 
+def _probe_extra_field(site):
+    site.answers[f"{C.IO_SLEEP_PATH}?{C.SLEEP_PARAM}=0.2"].body = {"slept": 0.2, "seconds": 0.2}
+    return "GET /io/sleep/?seconds=0.2", "$: fields differ (missing [], unexpected ['seconds']) in 0.2"
+
+
 def _probe_does_not_sleep(site):
     site.answers[f"{C.IO_SLEEP_PATH}?{C.SLEEP_PARAM}=0.2"].delay = 0
     return "GET /io/sleep/?seconds=0.2", ", before 0.2s of sleep"
@@ -468,6 +473,7 @@ BREAKS = {
     "probe-200-out-of-range": _probe_accepts_out_of_range,
     "probe-400-without-the-message": _probe_400_without_the_message,
     "probe-slept-as-string": _probe_slept_as_string,
+    "probe-extra-field": _probe_extra_field,
     "probe-does-not-sleep": _probe_does_not_sleep,
     "slowapi-message-wrong": _slowapi_message,
     "slowapi-orm-count-as-float": _slowapi_orm_count_as_float,
