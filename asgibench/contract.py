@@ -109,7 +109,7 @@ def first_difference(expected, actual, path="$") -> str | None:
     benchcontract's field tuples), and an array has the expected items in the expected order.
     """
     if type(expected) is not type(actual):
-        return f"{path}: expected {_kind(expected)} {_short(expected)}, got {_kind(actual)} {_short(actual)}"
+        return f"{path}: expected {_typed(expected)}, got {_typed(actual)}"
     if isinstance(expected, dict):
         if expected.keys() != actual.keys():
             missing = [k for k in expected if k not in actual]
@@ -135,8 +135,9 @@ def first_difference(expected, actual, path="$") -> str | None:
     return None if expected == actual else f"{path}: expected {_short(expected)}, got {_short(actual)}"
 
 
-def _kind(v) -> str:
-    return _JSON_TYPE.get(type(v), type(v).__name__)
+def _typed(v) -> str:
+    """A value with its JSON type: 'integer 1', 'boolean true', 'string "1"', 'null'."""
+    return "null" if v is None else f"{_JSON_TYPE.get(type(v), type(v).__name__)} {_short(v)}"
 
 
 def _canonical(v) -> str:

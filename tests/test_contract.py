@@ -38,7 +38,8 @@ def test_first_difference_is_strict_about_json_types():
     assert fd({"count": 60}, {"count": 60.0}) == "$.count: expected integer 60, got float 60.0"
     assert fd({"count": 60}, {"count": "60"}) == '$.count: expected integer 60, got string "60"'
     assert fd({"slept": 0.2}, {"slept": "0.2"}) == '$.slept: expected float 0.2, got string "0.2"'
-    assert fd({"next": None}, {"next": ""}) == '$.next: expected null null, got string ""'
+    assert fd({"next": None}, {"next": ""}) == '$.next: expected null, got string ""'
+    assert fd({"next": "/a/?page=2"}, {"next": None}) == '$.next: expected string "/a/?page=2", got null'
     assert fd([{"x": [1]}], [{"x": [True]}]) == "$[0].x[0]: expected integer 1, got boolean true"
     assert fd({"id": 1, "ok": True}, {"id": 1, "ok": True}) is None
 
@@ -386,6 +387,12 @@ def _envelope_reordered(site):  # DRF's PageNumberPagination order: count, next,
                                        "got ['results', 'count', 'next', 'previous']")
 
 
+def _nan_for_a_number(site):  # json.loads accepts NaN, JSON does not
+    colleges, troupes = C.SLOWAPI_ORM_KEYS
+    site.answers[C.SLOWAPI_ORM_PATH].body = f'{{"{colleges}": NaN, "{troupes}": 1}}'.encode()
+    return "GET /slowapi/slowapi/django-async-orm/", "HTTP 200, not JSON (NaN is not JSON): "
+
+
 def _field_given_twice(site):  # json.loads keeps the last one: the page would pass
     path = _page("clowncollege", 2)
     site.answers[path].body = b'{"count": -1, ' + json.dumps(site.doc(path))[1:].encode()
@@ -466,6 +473,7 @@ BREAKS = {
     "fields-in-another-order": _fields_reordered,
     "envelope-in-another-order": _envelope_reordered,
     "field-given-twice": _field_given_twice,
+    "nan-for-a-number": _nan_for_a_number,
     "static-bytes-differ": _static_differs,
     "login-without-csrftoken-cookie": _login_without_cookie,
     "login-without-form-token": _login_without_form_token,
