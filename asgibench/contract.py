@@ -2,9 +2,11 @@
 says it should. The expected pages are built here straight from the tables with SQL — not through
 any app's code path — so a stub, a wrong field or a stale cache fails the run.
 
-Comparison parses JSON and normalises only the scheme/host of `next`/`previous` URLs. Every path
-and expected body comes from benchcontract (the apps' own vocabulary); a new check of an endpoint a
-row serves goes into verify(), keyed by the `serves` name of variants.py.
+Comparison parses JSON and normalises only the scheme/host of `next`/`previous` URLs; everything else
+must be exactly the expected JSON (first_difference): the same types (a boolean is not an integer, an
+integer is not a float), the same fields in the same order, the same items in the same order. Every
+path and expected body comes from benchcontract (the apps' own vocabulary); a new check of an endpoint
+a row serves goes into verify(), keyed by the `serves` name of variants.py.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hashlib
 import http.cookiejar
 import json
 import math
+import re
 import time
 import urllib.error
 import urllib.request
@@ -92,13 +95,28 @@ def normalise(doc):
     return doc
 
 
+_JSON_TYPE = {dict: "object", list: "array", str: "string", int: "integer", float: "float", bool: "boolean",
+              type(None): "null"}
+
+
 def first_difference(expected, actual, path="$") -> str | None:
-    if type(expected) is not type(actual) and not (isinstance(expected, (int, float)) and isinstance(actual, (int, float))):
-        return f"{path}: expected {type(expected).__name__} {_short(expected)}, got {type(actual).__name__} {_short(actual)}"
+    """The first place where `actual` is not the JSON `expected`, as "<JSON path>: what differs", or None.
+
+    Strict, as the apps' JSON is: a value's type must be the expected one (a boolean is not an integer,
+    although Python's True == 1; an integer is not a float: ids and counts are integers in every app, as
+    DRF emits them), an object has exactly the expected fields in the expected order (every app emits the
+    documented order: DRF's serializers and pagination, and the FastAPI/raw apps build their dicts from
+    benchcontract's field tuples), and an array has the expected items in the expected order.
+    """
+    if type(expected) is not type(actual):
+        return f"{path}: expected {_typed(expected)}, got {_typed(actual)}"
     if isinstance(expected, dict):
-        if set(expected) != set(actual):
-            missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+        if expected.keys() != actual.keys():
+            missing = [k for k in expected if k not in actual]
+            extra = [k for k in actual if k not in expected]
             return f"{path}: fields differ (missing {missing}, unexpected {extra})"
+        if list(expected) != list(actual):
+            return f"{path}: fields in another order: expected {list(expected)}, got {list(actual)}"
         for k in expected:
             d = first_difference(expected[k], actual[k], f"{path}.{k}")
             if d:
@@ -110,9 +128,21 @@ def first_difference(expected, actual, path="$") -> str | None:
         for i, (e, a) in enumerate(zip(expected, actual)):
             d = first_difference(e, a, f"{path}[{i}]")
             if d:
+                if sorted(map(_canonical, expected)) == sorted(map(_canonical, actual)):
+                    return f"{path}: the expected items in another order (first at {d})"
                 return d
         return None
     return None if expected == actual else f"{path}: expected {_short(expected)}, got {_short(actual)}"
+
+
+def _typed(v) -> str:
+    """A value with its JSON type: 'integer 1', 'boolean true', 'string "1"', 'null'."""
+    return "null" if v is None else f"{_JSON_TYPE.get(type(v), type(v).__name__)} {_short(v)}"
+
+
+def _canonical(v) -> str:
+    """One string per JSON value, field order included: equal strings, equal values (and types)."""
+    return json.dumps(v, default=str)
 
 
 def _short(v) -> str:
@@ -163,36 +193,30 @@ def verify(variant, base_url: str, db_conn, *, static_root=None, api_prefixes=No
     for prefix in prefixes:
         for endpoint in C.LIST_ENDPOINTS:
             for page in PAGES_CHECKED:
-                name = f"GET {prefix}{endpoint}/?page={page}"
                 status, body = client.get(f"{prefix}{endpoint}/?{C.PAGE_PARAM}={page}")
-                if status != 200:
-                    rep.add(name, False, f"HTTP {status}: {body[:120]!r}")
-                    continue
-                try:
-                    actual = json.loads(body)
-                except ValueError:
-                    rep.add(name, False, f"not JSON: {body[:80]!r}")
-                    continue
                 expected = expected_page(db_conn, prefix, endpoint, page, base_url)
-                diff = first_difference(normalise(expected), normalise(actual))
-                rep.add(name, diff is None, diff or f"{len(actual['results'])} rows match the database")
+                ok, detail = _json_check(status, body, normalise(expected), prepare=normalise)
+                if ok:
+                    detail = f"{len(expected['results'])} rows match the database"
+                rep.add(f"GET {prefix}{endpoint}/?page={page}", ok, detail)
     if "admin" in variant.serves:
         status, body = client.get(C.ADMIN_LOGIN_PATH)
-        token = client.cookie("csrftoken")
-        rep.add(f"GET {C.ADMIN_LOGIN_PATH}", status == 200 and bool(token) and b"csrfmiddlewaretoken" in body,
-                f"HTTP {status}, csrftoken cookie {'set' if token else 'missing'}")
+        cookie, form_token = client.cookie("csrftoken"), _form_csrf_token(body)
+        rep.add(f"GET {C.ADMIN_LOGIN_PATH}", status == 200 and bool(cookie) and bool(form_token),
+                f"HTTP {status}, csrftoken cookie {'set' if cookie else 'missing'}, "
+                f"csrfmiddlewaretoken {'in the form' if form_token else 'missing from the form'}")
     if "static" in variant.serves:
         status, body = client.get(f"{C.STATIC_URL}{C.STATIC_PROBE}")
         ok, detail = status == 200, f"HTTP {status}"
         if ok and static_root is not None:
             on_disk = (static_root / C.STATIC_PROBE).read_bytes()
-            ok = hashlib.sha256(on_disk).digest() == hashlib.sha256(body).digest()
-            detail = "bytes match the collected file" if ok else "bytes differ from the collected file"
+            ok = body == on_disk
+            detail = "bytes match the collected file" if ok else (
+                f"bytes differ from the collected file: served {_digest(body)}, on disk {_digest(on_disk)}")
         rep.add(f"GET {C.STATIC_URL}{C.STATIC_PROBE}", ok, detail)
     if "slowapi" in variant.serves:
         status, body = client.get(C.SLOWAPI_PATH)
-        rep.add(f"GET {C.SLOWAPI_PATH}", status == 200 and _json(body) == C.SLOWAPI_MESSAGE,
-                f"HTTP {status} {body[:60]!r}")
+        rep.add(f"GET {C.SLOWAPI_PATH}", *_json_check(status, body, C.SLOWAPI_MESSAGE))
     if "slowapi_orm" in variant.serves:
         status, body = client.get(C.SLOWAPI_ORM_PATH)
         cur = db_conn.cursor()
@@ -201,26 +225,74 @@ def verify(variant, base_url: str, db_conn, *, static_root=None, api_prefixes=No
             colleges: cur.execute(f"select count(*) from {C.TABLES['clowncollege']}").fetchone()[0],
             troupes: cur.execute(f"select count(*) from {C.TABLES['troupe']}").fetchone()[0],
         }
-        got = _json(body)
-        rep.add(f"GET {C.SLOWAPI_ORM_PATH}", status == 200 and got == want, f"HTTP {status}, {got} vs {want}")
+        rep.add(f"GET {C.SLOWAPI_ORM_PATH}", *_json_check(status, body, want))
     seconds = 0.2
     t0 = time.monotonic()
     status, body = client.get(f"{variant.io_probe}?{C.SLEEP_PARAM}={seconds}")
     took = time.monotonic() - t0
-    got = _json(body)
-    ok = status == 200 and isinstance(got, dict) and got.get("slept") == seconds and took >= seconds
-    rep.add(f"GET {variant.io_probe}?{C.SLEEP_PARAM}={seconds}", ok, f"HTTP {status} {got} in {took:.3f}s")
-    bad = C.MAX_SLEEP_SECONDS + 1  # the bound is part of the contract: every run stays bounded
-    status, body = client.get(f"{variant.io_probe}?{C.SLEEP_PARAM}={bad:g}")
-    rep.add(f"GET {variant.io_probe}?{C.SLEEP_PARAM}={bad:g}", status == 400, f"HTTP {status} (expected 400)")
+    ok, detail = _json_check(status, body, {"slept": seconds})
+    rep.add(f"GET {variant.io_probe}?{C.SLEEP_PARAM}={seconds}", ok and took >= seconds,
+            f"{detail} in {took:.3f}s" + ("" if took >= seconds else f", before {seconds}s of sleep"))
+    # The bound is part of the contract (every run stays bounded): 400 with benchcontract's message.
+    bad = f"{C.MAX_SLEEP_SECONDS + 1:g}"
+    status, body = client.get(f"{variant.io_probe}?{C.SLEEP_PARAM}={bad}")
+    rep.add(f"GET {variant.io_probe}?{C.SLEEP_PARAM}={bad}",
+            *_json_check(status, body, {"detail": _sleep_error(bad)}, status_wanted=400))
     return rep
 
 
-def _json(body: bytes):
+def _json_check(status: int, body: bytes, want, *, status_wanted: int = 200, prepare=lambda doc: doc):
+    """(ok, detail) of one JSON answer: the wanted status, JSON, and first_difference(want, answer)."""
+    if status != status_wanted:
+        return False, f"HTTP {status} (expected {status_wanted}): {body[:120]!r}"
     try:
-        return json.loads(body)
-    except ValueError:
-        return None
+        got = _loads(body)
+    except ValueError as exc:
+        return False, f"HTTP {status}, not JSON ({exc}): {body[:80]!r}"
+    diff = first_difference(want, prepare(got))
+    return diff is None, diff or f"HTTP {status} {_short(got)}"
+
+
+def _loads(body: bytes):
+    """JSON, strictly: a field given twice or NaN/Infinity (which json.loads accepts) is an error."""
+    return json.loads(body, object_pairs_hook=_object, parse_constant=_not_json)
+
+
+def _object(pairs) -> dict:
+    doc = {}
+    for k, v in pairs:
+        if k in doc:
+            raise ValueError(f"field {k!r} given twice")
+        doc[k] = v
+    return doc
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+_CSRF_INPUT = re.compile(rb"<input\b[^>]*\bname=[\"']csrfmiddlewaretoken[\"'][^>]*>", re.IGNORECASE)
+_VALUE = re.compile(rb"\bvalue=[\"']([^\"']+)[\"']", re.IGNORECASE)
+
+
+def _form_csrf_token(html: bytes) -> bytes | None:
+    """The value of the form's csrfmiddlewaretoken input ({% csrf_token %}), or None."""
+    tag = _CSRF_INPUT.search(html)
+    value = tag and _VALUE.search(tag.group(0))
+    return value.group(1) if value else None
+
+
+def _digest(data: bytes) -> str:
+    return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:12]}"
+
+
+def _sleep_error(raw: str) -> str:
+    """benchcontract's message for an out-of-range ?seconds= (what every app's probe answers with 400)."""
+    try:
+        C.parse_sleep_seconds(raw)
+    except ValueError as exc:
+        return str(exc)
+    raise ValueError(f"{raw} is within the probe's bounds")
 
 
 def require(report: ContractReport, variant_name: str) -> None:
