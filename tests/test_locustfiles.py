@@ -272,7 +272,7 @@ def test_custom_argument_defaults_and_env_vars():
 
 
 RECORDER_LIBRARY_RUN = """
-import json, sys, time
+import json, os, sys, time
 import workload  # registers the recorder
 import recorder, timingfile
 import locust
@@ -284,6 +284,16 @@ runner = env.create_local_runner()
 locust.events.init.fire(environment=env, runner=runner, web_ui=None)
 rec = recorder.RECORDERS[-1]
 locust.events.test_start.fire(environment=env)
+
+def proc_cpu():  # this process's user+sys CPU, read by the test from the kernel, not as the recorder does
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+c0, w0 = proc_cpu(), time.monotonic()
+while proc_cpu() - c0 < 0.4:  # 0.4 s of CPU (user, and sys from reading /proc), then 0.3 s idle
+    pass
+time.sleep(0.3)
 fire = locust.events.request.fire
 for i in range(1000):
     fire(request_type="GET", name="/api/troupe/", response_time=i / 10, response_length=1, exception=None,
@@ -291,9 +301,11 @@ for i in range(1000):
 fire(request_type="GET", name="/api/troupe/", response_time=5000.0, response_length=0, exception=ValueError("x"))
 fire(request_type="FLOW", name="iteration", response_time=12.5, response_length=0, exception=None)
 fire(request_type="GET", name="/none", response_time=None, response_length=0, exception=None)
+burned_cpu, burned_wall = proc_cpu() - c0, time.monotonic() - w0
 locust.events.test_stop.fire(environment=env)
 locust.events.quit.fire(exit_code=0)
-print(json.dumps({"csv_interval": __import__("locust.runners").runners.CPU_MONITOR_INTERVAL,
+print(json.dumps({"burned_cpu": burned_cpu, "burned_wall": burned_wall,
+                  "csv_interval": __import__("locust.runners").runners.CPU_MONITOR_INTERVAL,
                   "locust_total": env.stats.total.num_requests}))
 """
 
@@ -316,9 +328,14 @@ def test_recorder_writes_exact_timings_and_generator_file(tmp_path):
     assert gen["role"] == "standalone" and gen["worker_index"] is None
     assert gen["requests"] == 1001 and gen["failures"] == 1 and gen["flow_iterations"] == 1
     assert gen["cpu_warning_emitted"] is False
-    assert gen["run"]["wall_s"] >= 0 and gen["run"]["cpu_s"] == pytest.approx(
-        gen["run"]["cpu_user_s"] + gen["run"]["cpu_sys_s"])
-    assert gen["cpu_us_per_request"] == pytest.approx(gen["run"]["cpu_s"] * 1e6 / 1001)
+    # the recorder's CPU and wall time of the run against what the script burned between test_start and
+    # test_stop, as the kernel counted it (/proc/self/stat: 10 ms ticks)
+    run = gen["run"]
+    assert run["cpu_s"] == pytest.approx(out["burned_cpu"], abs=0.05), (run, out)
+    assert run["cpu_user_s"] > 0 and run["cpu_sys_s"] > 0  # the loop spends both
+    assert run["wall_s"] == pytest.approx(out["burned_wall"], abs=0.05), (run, out)
+    assert run["wall_s"] > run["cpu_s"] + 0.25  # the idle 0.3 s is wall time, not CPU
+    assert gen["cpu_us_per_request"] == pytest.approx(out["burned_cpu"] * 1e6 / 1001, rel=0.15)
 
 
 def test_per_process_file_names():
