@@ -31,3 +31,18 @@ def only_run_dir(results: Path, variant: str) -> Path:
 
 def meta_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "meta.json").read_text())
+
+
+def locust_function(module: str, name: str):
+    """A top-level function of Locust's own source (e.g. stats.calculate_response_time_percentile),
+    compiled from the installed file without importing the locust package: importing it gevent-patches
+    the whole process. For tests that check the suite against Locust's definitions."""
+    import ast
+    import importlib.util
+
+    path = Path(importlib.util.find_spec("locust").origin).parent / f"{module}.py"
+    tree = ast.parse(path.read_text())
+    (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    namespace: dict = {}
+    exec(compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec"), namespace)
+    return namespace[name]

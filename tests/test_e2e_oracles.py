@@ -9,8 +9,8 @@ process tree, of Locust's process and of the PostgreSQL postmaster's tree. The o
   requests, warm-up exclusion   the server's own log of what it served, split at the measured start
   req/s and its window          that count over summary["seconds"]; summary["seconds"] against the plan
   exact percentiles             timings.bin parsed here with struct, then numpy.percentile
-  Locust's percentiles          locust.stats.calculate_response_time_percentile (in a Locust-side
-                                subprocess: importing locust gevent-patches the process) and the CSV
+  Locust's percentiles          locust.stats.calculate_response_time_percentile (Locust's installed
+                                source, helpers.locust_function) and Locust's own CSV
   generator CPU, server CPU,    /proc/<pid>/stat sampled by the test over the same window
   database CPU
   generator-bound               a calibration.json of the test's own with a ceiling the run must exceed
@@ -35,7 +35,7 @@ import numpy
 import pytest
 
 from asgibench import ROOT, stats
-from helpers import meta_of, only_run_dir
+from helpers import locust_function, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -101,6 +101,7 @@ class ProcSampler(threading.Thread):
         self.roots = roots
         self.samples: dict[str, dict[int, list]] = {name: {} for name in roots}  # pid -> [(t, cpu)]
         self.born: dict[int, float] = {}
+        self.cmdlines: dict[int, list] = {}
         self.halt = threading.Event()
 
     def run(self):
@@ -123,7 +124,9 @@ class ProcSampler(threading.Thread):
             while todo:
                 pid = todo.pop()
                 self.samples[name].setdefault(pid, []).append((now, table[pid][1]))
-                self.born.setdefault(pid, table[pid][2])
+                if pid not in self.born:
+                    self.born[pid] = table[pid][2]
+                    self.cmdlines[pid] = _cmdline(pid).split()
                 todo += children.get(pid, [])
 
     def cpu(self, name: str, start: float, end: float) -> float:
@@ -178,21 +181,10 @@ def read_timings_bin(path: Path) -> dict:
     return out
 
 
-LOCUST_PERCENTILE = """
-import json, sys
-from locust.stats import calculate_response_time_percentile
-out = []
-for buckets, n, q in json.load(sys.stdin):
-    out.append(calculate_response_time_percentile({int(k): v for k, v in buckets.items()}, n, q))
-print(json.dumps(out))
-"""
-
-
 def locust_percentiles(queries: list) -> list:
-    """Locust's own percentile function on (response_times, num_requests, q) triples."""
-    res = subprocess.run([sys.executable, "-c", LOCUST_PERCENTILE], input=json.dumps(queries), capture_output=True,
-                         text=True, timeout=60, check=True)
-    return json.loads(res.stdout)
+    """Locust's own percentile function (its installed source) on (response_times, num_requests, q)."""
+    f = locust_function("stats", "calculate_response_time_percentile")
+    return [f({int(k): v for k, v in b.items()}, n, q) for b, n, q in queries]
 
 
 # -- the shared run ----------------------------------------------------------------------------------
@@ -365,6 +357,22 @@ def test_server_and_database_cpu_against_proc(run):
     mine = sampler.cpu("db", g["started_at"], g["stopped_at"] + 1.0)
     assert mine > 0.2
     assert meta["db_cpu_seconds"] == pytest.approx(mine, rel=0.2, abs=0.5), (meta["db_cpu_seconds"], mine)
+
+
+def test_the_server_ran_the_command_compose_generates(run):
+    """The gunicorn master's real argv (/proc/<pid>/cmdline) is compose.yaml's command for the row with
+    WORKERS=2, but for the venv path and the bind address."""
+    import yaml
+
+    argv = run["sampler"].cmdlines[min(run["sampler"].samples["server"])]  # the master (workers are forks)
+    argv = argv[next(i for i, a in enumerate(argv) if a.endswith("/gunicorn")):]
+    argv[0] = "gunicorn"
+    bind = argv.index("--bind") + 1
+    assert argv[bind].startswith("127.0.0.1:")
+    argv[bind] = "0.0.0.0:8000"
+    doc = yaml.safe_load((ROOT / "compose" / "compose.yaml").read_text())
+    compose = [c.replace("${WORKERS:-2}", str(WORKERS)) for c in doc["services"]["gunicorn-sync"]["command"]]
+    assert argv == compose
 
 
 # -- a server of known capacity ----------------------------------------------------------------------

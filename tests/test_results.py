@@ -1,9 +1,14 @@
 """Result writing: run folders are never reused, meta.json is atomic, percentiles are right; the one
 calibration reader serves the runner (no argument) and the report (candidate files)."""
 import json
+import random
+import threading
+
+import pytest
 
 import benchcontract
 from asgibench import results
+from helpers import locust_function
 
 
 def test_run_dirs_never_collide(tmp_path):
@@ -19,6 +24,41 @@ def test_meta_is_replaced_atomically(tmp_path):
     assert not (tmp_path / "meta.json.tmp").exists()
 
 
+def test_a_reader_never_sees_half_a_meta_and_a_crash_keeps_the_last_whole_one(tmp_path, monkeypatch):
+    big = {"pad": "x" * 400_000}  # large enough that a plain write is seen half-done
+    results.write_meta(tmp_path, {**big, "n": -1})
+    stop, seen, bad = threading.Event(), [], []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                seen.append(json.loads((tmp_path / "meta.json").read_text())["n"])
+            except ValueError as e:
+                bad.append(e)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for n in range(60):
+            results.write_meta(tmp_path, {**big, "n": n})
+    finally:
+        stop.set()
+        t.join()
+    assert not bad and seen, (len(bad), len(seen))
+    # the writer dies half-way (the disk fills, the process is killed): the previous file is intact
+    real_write = type(tmp_path).write_text
+
+    def half_write(self, text, *a, **kw):
+        real_write(self, text[: len(text) // 2], *a, **kw)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(type(tmp_path), "write_text", half_write)
+    with pytest.raises(OSError):
+        results.write_meta(tmp_path, {**big, "n": 99})
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "meta.json").read_text())["n"] == 59
+
+
 def test_meta_json_is_indented_and_keeps_key_order(tmp_path):
     # the same file as before the writer moved to files.write_json_atomic: indent=2, insertion order,
     # anything JSON cannot encode as its str()
@@ -27,14 +67,23 @@ def test_meta_json_is_indented_and_keeps_key_order(tmp_path):
     assert text == json.dumps({"z": 1, "a": {"path": str(tmp_path)}}, indent=2)
 
 
-def test_bucket_percentile_matches_locust_definition():
-    # Locust (stats.calculate_response_time_percentile) walks buckets from the top and returns the first
-    # bucket at which at most n - int(n*q) requests have been seen: for this data p50 is 20, not 10.
-    buckets = {10.0: 50, 20.0: 45, 300.0: 5}
-    assert results.bucket_percentile(buckets, 100, 0.5) == 20.0
-    assert results.bucket_percentile(buckets, 100, 0.9) == 20.0
-    assert results.bucket_percentile(buckets, 100, 0.95) == 300.0
-    assert results.bucket_percentile(buckets, 100, 0.3) == 10.0
+def test_bucket_percentile_matches_locusts_own_function():
+    """Against locust.stats.calculate_response_time_percentile itself (Locust's installed source), on
+    hand-made edge cases and on random bucket sets shaped like Locust's (2 significant figures)."""
+    theirs = locust_function("stats", "calculate_response_time_percentile")
+    rng = random.Random(16)
+    cases = [({10: 50, 20: 45, 300: 5}, 100), ({10: 1}, 1), ({1: 3, 2: 3}, 6), ({5: 99, 7000: 1}, 100),
+             ({1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1}, 7)]  # one request per bucket: every rank shows
+    for _ in range(40):
+        buckets = {}
+        for _ in range(rng.randint(1, 30)):
+            rt = rng.choice([rng.randint(0, 99), rng.randint(10, 99) * 10, rng.randint(10, 99) * 100])
+            buckets[rt] = buckets.get(rt, 0) + rng.randint(1, 500)
+        cases.append((buckets, sum(buckets.values())))
+    qs = (0.0, 0.3, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0, *(rng.random() for _ in range(12)))
+    queries = [[b, n, q] for b, n in cases for q in qs]
+    ours = [results.bucket_percentile({float(k): v for k, v in b.items()}, n, q) for b, n, q in queries]
+    assert ours == [theirs(b, n, q) for b, n, q in queries]
 
 
 def test_summary_leaves_out_the_flow_entry(tmp_path):
