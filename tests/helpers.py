@@ -33,6 +33,16 @@ def meta_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "meta.json").read_text())
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip, saying why; on CI (CI=true) fail instead: CI is set up to run every test it can, so a
+    missing prerequisite there is a broken CI, not a reason to pass quietly."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: this test must run, not skip ({reason})")
+    pytest.skip(reason)
+
+
 def locust_function(module: str, name: str):
     """A top-level function of Locust's own source (e.g. stats.calculate_response_time_percentile),
     compiled from the installed file without importing the locust package: importing it gevent-patches

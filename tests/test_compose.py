@@ -25,7 +25,6 @@ import yaml
 from asgibench import ROOT, apps, compose, database, envs, loadgen, options, policy, variants
 from asgibench.compose import master, services as compose_services
 from asgibench.errors import RunError, UsageError
-from asgibench.server import build_command
 
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 DOCKERFILE = ROOT / "compose" / "Dockerfile"
@@ -177,6 +176,44 @@ def test_migrate_runs_the_runners_migrate_and_seed(services):
     assert urlparse(m["environment"]["DATABASE_URL"]).hostname == "postgres"
 
 
+def expected_command(row, workers, gunicorn: tuple) -> list[str]:
+    """What a row's server must run inside its container, written here from each server's own CLI
+    (not by calling server.build_command, which the generator calls): bound to 0.0.0.0:8000, the
+    row's app, worker class and workers, quiet logs, then the row's extra arguments."""
+    w = str(workers)
+    if row.server == "gunicorn":
+        cmd = ["gunicorn", row.app, "--bind", "0.0.0.0:8000", "--workers", w, "--worker-class", row.worker or "sync",
+               "--graceful-timeout", "5", "--timeout", "120", "--error-logfile", "-", "--log-level", "warning"]
+        cmd += ["--no-control-socket"] if gunicorn >= (25,) else []
+    elif row.server == "uvicorn":
+        cmd = ["uvicorn", row.app, "--host", "0.0.0.0", "--port", "8000", "--workers", w, "--no-access-log",
+               "--log-level", "warning", "--lifespan", "auto"]
+        cmd += ["--interface", "wsgi"] if row.interface == "wsgi" else []
+    elif row.server == "hypercorn":
+        cmd = ["hypercorn", row.app, "--bind", "0.0.0.0:8000", "--workers", w, "--log-level", "warning"]
+    elif row.server == "daphne":
+        cmd = ["daphne", "-b", "0.0.0.0", "-p", "8000", "-v", "0", row.app]
+    else:
+        assert row.server == "granian", row.server
+        cmd = ["granian", "--interface", row.interface, "--host", "0.0.0.0", "--port", "8000", "--workers", w,
+               "--log-level", "warning", row.app]
+    return cmd + list(row.extra_args)
+
+
+def test_expected_commands_of_a_few_rows_verbatim():
+    """Anchors for expected_command: whole command lines, as a person would type them."""
+    by = {v.name: v for v in ROWS}
+    assert expected_command(by["gunicorn-gthread"], 2, (25,)) == (
+        "gunicorn benchproject.wsgi:application --bind 0.0.0.0:8000 --workers 2 --worker-class gthread "
+        "--graceful-timeout 5 --timeout 120 --error-logfile - --log-level warning --no-control-socket "
+        "--threads 8").split()
+    daphne = "daphne -b 0.0.0.0 -p 8000 -v 0 benchproject.asgi:application"
+    assert expected_command(by["daphne"], 1, ()) == daphne.split()
+    assert expected_command(by["raw-asgi-asyncpg-granian"], 2, ()) == (
+        "granian --interface asgi --host 0.0.0.0 --port 8000 --workers 2 --log-level warning "
+        "fastapi_app.raw_asyncpg:app").split()
+
+
 @pytest.mark.parametrize("row", ROWS, ids=ROW_NAMES)
 def test_row_service_runs_the_local_runners_command(services, row):
     svc = services[row.name]
@@ -186,15 +223,13 @@ def test_row_service_runs_the_local_runners_command(services, row):
     assert svc["build"]["context"] == ".." and svc["build"]["dockerfile"] == "compose/Dockerfile"
     workers = row.workers if row.workers is not None else compose_services.DEFAULT_WORKERS
     gunicorn = locked_version(row.env, python, "gunicorn")
-    # verbatim: the generated command is build_command's, with the workers as a compose variable
-    assert svc["command"] == build_command(row, bin_dir="", host="0.0.0.0", port=8000,
-                                           workers=f"${{WORKERS:-{workers}}}", gunicorn_version=gunicorn)
-    # and with no variables set, exactly what the local runner runs (but on 0.0.0.0:8000, no venv path)
-    assert resolve(svc["command"]) == build_command(row, bin_dir="", host="0.0.0.0", port=8000, workers=workers,
-                                                    gunicorn_version=gunicorn)
-    assert resolve(svc["command"], {"WORKERS": "5"}) == build_command(
-        row, bin_dir="", host="0.0.0.0", port=8000, workers=5 if row.server != "daphne" else workers,
-        gunicorn_version=gunicorn)
+    # the workers are a compose variable; resolved, the command is the row's (see expected_command;
+    # test_e2e_oracles checks a real server's argv against this file too)
+    assert svc["command"] == expected_command(row, f"${{WORKERS:-{workers}}}" if row.server != "daphne" else workers,
+                                              gunicorn)
+    assert resolve(svc["command"]) == expected_command(row, workers, gunicorn)
+    assert resolve(svc["command"], {"WORKERS": "5"}) == expected_command(
+        row, 5 if row.server != "daphne" else workers, gunicorn)
     assert svc["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
 
 
@@ -340,8 +375,7 @@ def test_other_python_is_its_own_file():
         assert py == ("3.9" if compose_services.allowed(row, "3.9") else "3.10"), row.name
         gunicorn = locked_version(row.env, py, "gunicorn")
         workers = row.workers if row.workers is not None else compose_services.DEFAULT_WORKERS
-        assert resolve(svc["command"]) == build_command(row, bin_dir="", host="0.0.0.0", port=8000, workers=workers,
-                                                        gunicorn_version=gunicorn)
+        assert resolve(svc["command"]) == expected_command(row, workers, gunicorn)
         if py == "3.9" and row.db_conn == "pool" and not row.own_pool:
             assert resolve(svc["environment"])["ASGIBENCH_DB_CONN"] == "persistent"  # Django 4.2: as `bench`
 
