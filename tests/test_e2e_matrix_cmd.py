@@ -1,4 +1,5 @@
 """`asgibench matrix`: interleaved trials, resumable after Ctrl-C, and a table at the end."""
+import csv
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from helpers import cli
 
 pytestmark = pytest.mark.e2e
 ARGS = ["--variants", "raw-asgi-asyncpg,gunicorn-sync", "--trials", "2", "--duration", "2s", "--io-duration", "2s",
-        "--warmup", "0", "--io-seconds", "0.2", "--users", "2", "--io-users", "2"]
+        "--warmup", "1s", "--io-seconds", "0.2", "--users", "2", "--io-users", "2"]
 
 
 def _state(results, mid):
@@ -27,10 +28,12 @@ def test_matrix_interleaves_resumes_and_reports(db, results_dir):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
-        while time.time() < deadline:  # interrupt once the first row-trial is done
+        while time.time() < deadline:  # interrupt once the first row-trial is done and the next one measures
             try:
                 runs = _state(results_dir, mid)["runs"]
-                if any(r.get("status") == "completed" for r in runs.values()):
+                if any(r.get("status") == "completed" for r in runs.values()) and any(
+                        r.get("status") == "running" and r.get("run_dirs") for r in runs.values()):
+                    time.sleep(1.0)
                     break
             except (OSError, ValueError):
                 pass
@@ -58,7 +61,43 @@ def test_matrix_interleaves_resumes_and_reports(db, results_dir):
             meta = json.loads((results_dir / rel / "meta.json").read_text())
             assert meta["matrix"]["id"] == mid and meta["status"] == "completed"
             assert meta["summary"]["failures"] == 0
+    # interleaved: by the time each row-trial really started (its run folders' meta.json), every row's
+    # trial 1 came before any trial 2, rows in the order asked, across the interruption
+    started = sorted((min(json.loads((results_dir / rel / "meta.json").read_text())["started_at"]
+                          for rel in r["run_dirs"].values()), key) for key, r in final["runs"].items())
+    assert [key for _, key in started] == ["1/raw-asgi-asyncpg", "1/gunicorn-sync", "2/raw-asgi-asyncpg",
+                                           "2/gunicorn-sync"], started
+    # the warm-up warms the freshly started server once: before the first scenario only
+    for r in final["runs"].values():
+        plans = {sc: json.loads((results_dir / rel / "meta.json").read_text())["plan"] for sc, rel in
+                 r["run_dirs"].items()}
+        assert plans["constant"]["warmup"] == 1.0 and plans["io"]["warmup"] == 0.0, plans
     assert "median req/s" in res.stdout  # the final table
     rep = cli("report", mid, results=results_dir, timeout=200)
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (results_dir / "report.md").exists() and (results_dir / "summary.csv").exists()
+    # the report averages the completed trials only: a folder the interruption left half-done is not in it
+    partial = {p.parent.relative_to(results_dir).as_posix() for p in results_dir.glob("*/*/meta.json")
+               if json.loads(p.read_text())["status"] != "completed"}
+    with open(results_dir / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all(r["trials"] == "2" for r in rows), rows
+    used = {d for r in rows for d in r["run_dirs"].split()}
+    assert used == {rel for r in final["runs"].values() for rel in r["run_dirs"].values()}
+    assert partial and not used & partial, partial  # the interrupted row-trial left one
+
+
+def test_a_failing_row_is_recorded_and_the_matrix_goes_on(db, results_dir, tmp_path):
+    """gunicorn-sync cannot start (GUNICORN_CMD_ARGS points it at a config file that is not there; the
+    uvicorn row ignores it): recorded failed with its reason, the next row still measured, exit 1."""
+    res = cli("matrix", "--id", "m-fail", "--variants", "gunicorn-sync,raw-asgi-asyncpg", "--trials", "1",
+              "--scenario", "cpu", "--duration", "2s", "--warmup", "0", "--users", "2", results=results_dir,
+              env={"GUNICORN_CMD_ARGS": f"--config {tmp_path / 'missing.py'}"}, timeout=300)
+    assert res.returncode == 1, res.stderr[-2000:]
+    runs = _state(results_dir, "m-fail")["runs"]
+    assert runs["1/gunicorn-sync"]["status"] == "failed" and runs["1/gunicorn-sync"]["error"]
+    assert "failed:" in res.stderr
+    assert runs["1/raw-asgi-asyncpg"]["status"] == "completed"
+    (rel,) = runs["1/raw-asgi-asyncpg"]["run_dirs"].values()
+    meta = json.loads((results_dir / rel / "meta.json").read_text())
+    assert meta["status"] == "completed" and meta["summary"]["requests"] > 0

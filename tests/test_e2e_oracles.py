@@ -403,3 +403,32 @@ def test_io_efficiency_of_a_server_of_known_capacity(io_run):
     io = [r for r in served if r[2] == "/io/sleep/"]
     assert abs(len(io) - s["requests"]) <= 2, (len(io), s["requests"])
     assert s["rps"] == pytest.approx(len(io) / s["seconds"], rel=0.05)
+
+
+# -- the separate warm-up run (a shape owns Locust's clock, so the warm-up is a Locust run of its own) --
+
+@pytest.fixture(scope="module")
+def shape_run(db, tmp_path_factory):
+    root = tmp_path_factory.mktemp("oracles-shape") / "results"
+    root.mkdir()
+    hooks_log = root.parent / "served-shape.log"
+    run_dir, meta, _ = _bench(root, hooks_log, [
+        "--workers", "2", "--api-only", "--scenario", "readme", "--time-scale", "0.1", "--warmup", "2s"],
+        lambda pid: {})
+    return run_dir, meta, _served(hooks_log)
+
+
+def test_separate_warmup_run_is_left_out(shape_run):
+    """The server saw two bursts of Locust requests, the warm-up run's (2 s) and the measured run's, apart
+    by at least one Locust start-up; the figures hold the second only."""
+    run_dir, meta, served = shape_run
+    times = [r[0] for r in served]
+    gaps = [(b - a, i + 1) for i, (a, b) in enumerate(zip(times, times[1:]))]
+    gap, split = max(gaps)
+    assert gap > 0.5, "no pause between the warm-up run and the measured run"
+    warm, measured = served[:split], served[split:]
+    assert (run_dir / "warmup").is_dir() and meta["plan"].get("warmup", 0) == 0  # not in-process
+    assert 1.0 <= warm[-1][0] - warm[0][0] <= 3.5, (warm[0][0], warm[-1][0])  # the 2 s warm-up ran, before
+    s = meta["summary"]
+    assert abs(s["requests"] - len(measured)) <= max(3, 0.02 * len(measured)), (s["requests"], len(measured))
+    assert s["exact_percentiles_ms"]["count"] == s["requests"]
