@@ -61,21 +61,51 @@ def test_bench_gunicorn_eventlet_end_to_end(db, results_dir):
 
 
 def test_api_reads_the_database(db, tmp_path):
-    """Change a row in PostgreSQL, see it in the response: no stubs, no cache."""
+    """Change rows in PostgreSQL, see them in the responses: no stubs, no cache. Every list endpoint,
+    first and last page, a nested object (a college's troupe), and the count of an inserted row."""
     opts = options.build_options(asgicli.parser().parse_args(["bench", "gunicorn-eventlet", "--quiet"]))
+
+    def get(st, path):
+        with urllib.request.urlopen(f"{st.base_url}{path}") as r:
+            return json.loads(r.read())
+
     with ExitStack() as stack, db.connect() as conn:
         st = pipeline.bring_up(opts, stack, tmp_path / "server.log")
         assert not st.contract.failures, st.contract.failures
-        tid, old = conn.execute("select id, name from circus_troupe order by id limit 1").fetchone()
+        troupes = conn.execute("select id, name from circus_troupe order by id").fetchall()
+        colleges = conn.execute("select id, name, troupe_id from circus_clowncollege order by id").fetchall()
+        (first_t, old_first_t), (last_t, _) = troupes[0], troupes[-1]
+        (cid, old_c, c_troupe), last_c = colleges[0], colleges[-1]
+        last_page_t, last_page_c = (len(troupes) + 9) // 10, (len(colleges) + 9) // 10
         try:
-            conn.execute("update circus_troupe set name = %s where id = %s", ("Changed In The Database", tid))
-            with urllib.request.urlopen(f"{st.base_url}/api/troupe/") as r:
-                page = json.loads(r.read())
-            assert page["results"][0]["id"] == tid and page["results"][0]["name"] == "Changed In The Database"
+            for table, rid, name in (("circus_troupe", first_t, "First Troupe Changed"),
+                                     ("circus_troupe", last_t, "Last Troupe Changed"),
+                                     ("circus_clowncollege", cid, "College Changed"),
+                                     ("circus_troupe", c_troupe, "Its Troupe Changed"),
+                                     ("circus_clowncollege", last_c[0], "Last College Changed")):
+                conn.execute(f"update {table} set name = %s where id = %s", (name, rid))
+            conn.execute("insert into circus_troupe (name) values ('Inserted Troupe')")
+            page1 = get(st, "/api/troupe/")
+            assert page1["count"] == len(troupes) + 1
+            assert page1["results"][0]["id"] == first_t and page1["results"][0]["name"] == (
+                "Its Troupe Changed" if c_troupe == first_t else "First Troupe Changed")
+            last = get(st, f"/api/troupe/?page={(len(troupes) + 1 + 9) // 10}")["results"]
+            assert last[-1]["name"] == "Inserted Troupe"
+            by_id = {t["id"]: t for p in range(1, last_page_t + 1)
+                     for t in get(st, f"/api/troupe/?page={p}")["results"]}
+            assert by_id[last_t]["name"] == ("Its Troupe Changed" if c_troupe == last_t else "Last Troupe Changed")
+            college = get(st, "/api/clowncollege/")["results"][0]
+            assert college["id"] == cid and college["name"] == "College Changed"
+            assert college["troupe"]["id"] == c_troupe and college["troupe"]["name"] == "Its Troupe Changed"
+            assert get(st, f"/api/clowncollege/?page={last_page_c}")["results"][-1]["name"] == "Last College Changed"
         finally:
-            conn.execute("update circus_troupe set name = %s where id = %s", (old, tid))
-        with urllib.request.urlopen(f"{st.base_url}/api/troupe/") as r:
-            assert json.loads(r.read())["results"][0]["name"] == old
+            conn.execute("delete from circus_troupe where name = 'Inserted Troupe'")
+            for table, rows in (("circus_troupe", troupes), ("circus_clowncollege", colleges)):
+                for row in rows:
+                    conn.execute(f"update {table} set name = %s where id = %s", (row[1], row[0]))
+        assert get(st, "/api/troupe/")["results"][0]["name"] == old_first_t
+        assert get(st, "/api/troupe/")["count"] == len(troupes)
+        assert get(st, "/api/clowncollege/")["results"][0]["name"] == old_c
 
 
 def _wait_for_requests(run_parent, timeout=60):
