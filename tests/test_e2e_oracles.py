@@ -189,11 +189,12 @@ def locust_percentiles(queries: list) -> list:
 
 # -- the shared run ----------------------------------------------------------------------------------
 
-def _bench(root: Path, hooks_log: Path, extra: list, roots_of) -> tuple[Path, dict, ProcSampler]:
+def _bench(root: Path, hooks_log: Path, extra: list, roots_of, row: str = "gunicorn-sync") -> tuple[Path, dict,
+                                                                                                  ProcSampler]:
     conf = root.parent / f"hooks-{hooks_log.stem}.py"
     conf.write_text(HOOKS.format(log=str(hooks_log)))
     env = dict(os.environ, ASGIBENCH_RESULTS=str(root), GUNICORN_CMD_ARGS=f"--config {conf}")
-    proc = subprocess.Popen([sys.executable, "-m", "asgibench", "bench", "gunicorn-sync", "--quiet", *extra],
+    proc = subprocess.Popen([sys.executable, "-m", "asgibench", "bench", row, "--quiet", *extra],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = ProcSampler(roots_of(proc.pid))
     sampler.start()
@@ -206,7 +207,7 @@ def _bench(root: Path, hooks_log: Path, extra: list, roots_of) -> tuple[Path, di
         sampler.halt.set()
         sampler.join(5)
     assert proc.returncode == 0, err[-3000:]
-    run_dir = only_run_dir(root, "gunicorn-sync")
+    run_dir = only_run_dir(root, row)
     return run_dir, meta_of(run_dir), sampler
 
 
@@ -432,3 +433,68 @@ def test_separate_warmup_run_is_left_out(shape_run):
     s = meta["summary"]
     assert abs(s["requests"] - len(measured)) <= max(3, 0.02 * len(measured)), (s["requests"], len(measured))
     assert s["exact_percentiles_ms"]["count"] == s["requests"]
+
+
+# -- the open model and the slowapi steps, against the server's count -----------------------------------
+
+RATE = 8.0
+
+
+@pytest.fixture(scope="module")
+def open_run(db, tmp_path_factory):
+    root = tmp_path_factory.mktemp("oracles-open") / "results"
+    root.mkdir()
+    hooks_log = root.parent / "served-open.log"
+    run_dir, meta, _ = _bench(root, hooks_log, [
+        "--workers", "2", "--api-only", "--arrival-rate", f"{RATE:g}", "--duration", "5s", "--warmup", "0"],
+        lambda pid: {})
+    return meta, _served(hooks_log)
+
+
+def _iterations(served) -> list[float]:
+    return [r[0] for r in served if r[2] == "/api/clowncollege/"]  # the first step of every API iteration
+
+
+def test_open_model_rate_against_the_servers_count(open_run):
+    """The achieved rate is the iterations the server saw over the window, and "held" says whether that
+    reached the target; far below what 16 users would do closed-loop (hundreds a second here)."""
+    meta, served = open_run
+    s, om = meta["summary"], meta["summary"]["open_model"]
+    assert om["target_per_s"] == RATE
+    seen = len(_iterations(served))
+    assert s["flow"]["iterations"] == pytest.approx(seen, abs=2)
+    assert om["achieved_per_s"] == pytest.approx(seen / s["seconds"], rel=0.05)
+    assert RATE * 0.8 <= seen / s["seconds"] <= RATE * 1.6, (seen, s["seconds"])
+    assert om["held"] is (seen / s["seconds"] >= 0.95 * RATE)
+
+
+@pytest.mark.xfail(strict=True, reason="real bug, left to loadgen/workload's owner: the open model starts every "
+                   "user at once and constant_throughput keeps them in phase, so iterations arrive in bursts of "
+                   "`users` every users/rate seconds (16 within ~0.1 s every 2 s at 8/s), not at a fixed rate")
+def test_open_model_arrivals_are_spread_over_time(open_run):
+    _, served = open_run
+    t = _iterations(served)
+    busiest = max(sum(1 for x in t if a <= x < a + 0.5) for a in t)
+    assert busiest <= RATE * 0.5 * 2 + 2, busiest  # at most twice the rate in any half second
+
+
+@pytest.fixture(scope="module")
+def slowapi_run(db, tmp_path_factory):
+    root = tmp_path_factory.mktemp("oracles-slowapi") / "results"
+    root.mkdir()
+    hooks_log = root.parent / "served-slowapi.log"
+    run_dir, meta, _ = _bench(root, hooks_log, [
+        "--with-slowapi", "--users", "2", "--duration", "3s", "--warmup", "0"], lambda pid: {},
+        row="gunicorn-eventlet-slowapi-wsgi")
+    return meta, _served(hooks_log)
+
+
+def test_with_slowapi_runs_the_slowapi_steps_every_iteration(slowapi_run):
+    meta, served = slowapi_run
+    s = meta["summary"]
+    assert s["failures"] == 0 and s["flow"]["iterations"] > 5 and s["flow"]["failed"] == 0
+    for path in ("/slowapi/slowapi/", "/slowapi/slowapi/django-async-orm/"):
+        e = s["endpoints"][f"GET {path}"]
+        assert abs(e["requests"] - s["flow"]["iterations"]) <= 2, (path, e, s["flow"])  # once per iteration
+        assert e["requests"] == pytest.approx(sum(1 for r in served if r[2] == path), abs=2), path
+    assert all(r[3] in ("200", "302") for r in served)  # 302: the admin login's redirect
