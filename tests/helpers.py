@@ -31,3 +31,17 @@ def only_run_dir(results: Path, variant: str) -> Path:
 
 def meta_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "meta.json").read_text())
+
+
+def interrupt(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Ctrl-C a running asgibench command as a user would; (stdout, stderr) once it exited. A process
+    that does not exit within `timeout` is killed (and the test's assertions on its exit code fail)."""
+    import signal
+
+    try:
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
