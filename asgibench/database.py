@@ -182,6 +182,9 @@ class Database:
         except psycopg.Error as e:
             if _still_answering(e):
                 return None
+            # A dying server closes its sockets before /proc shows it gone: give the precise reason if it comes.
+            if self.embedded and _wait(lambda: self.server_gone() is not None, 1.0, 0.05):
+                return self.server_gone()
             return f"database unreachable at {_redact(self.url)}: {_first_line(e)}"
         return None
 
@@ -780,7 +783,7 @@ def _seed_lock(db: Database):
                     "where l.locktype = 'advisory' and l.objid = %s::oid and l.granted", (SEED_LOCK_KEY,)).fetchone()
                 who = f"{holder[0] or 'a session'} (backend {holder[1]})" if holder else "another session"
                 raise RunError(f"database: {who} has been migrating / seeding it for over "
-                               f"{SEED_LOCK_TIMEOUT_S:.0f} s; wait for it, or stop it")
+                               f"{SEED_LOCK_TIMEOUT_S:g} s; wait for it, or stop it")
             time.sleep(0.2)
         yield
 
