@@ -342,15 +342,20 @@ class EmbeddedCluster:
         """Drop stale leases (under the lock). A starter that left without releasing (--keep-db, `db start`,
         a crash) leaves its cluster kept, as it did before sharing. Returns the (updated) state."""
         state = self.read_state()
-        stale = self.leases.clean()
-        starter = next((lease for lease in stale if lease.info.get("started_cluster")
-                        and state.get("started") is not None and lease.info.get("cluster") == state.get("started")),
-                       None)
+        starter = self._starter_gone(state, self.leases.clean())
         if starter and not state.get("kept"):
             state = {**state, "kept": True,
                      "kept_because": f"its starter ({starter.describe()}) left without releasing it"}
             self.write_state(state)
         return state
+
+    @staticmethod
+    def _starter_gone(state: dict, stale: list):
+        """The stale lease of the process that started the running server, if it is among `stale`."""
+        if state.get("started") is None:
+            return None
+        return next((lease for lease in stale
+                     if lease.info.get("started_cluster") and lease.info.get("cluster") == state["started"]), None)
 
     # -- what is there -------------------------------------------------------------------------
     def initialised(self) -> bool:
@@ -529,13 +534,20 @@ class EmbeddedCluster:
                 f"-c unix_socket_directories={self.run_dir}",
             ] + [f"-c {k}={v}" for k, v in SETTINGS.items()]
             log_size = self.log.stat().st_size
-            res = subprocess.run(
-                self._as_owner([self.bin / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60",
-                                "-o", " ".join(opts), "start"]),
-                capture_output=True,
-                text=True,
-                env=self._env(),
-            )
+            try:
+                res = subprocess.run(
+                    self._as_owner([self.bin / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60",
+                                    "-o", " ".join(opts), "start"]),
+                    capture_output=True,
+                    text=True,
+                    env=self._env(),
+                )
+            except BaseException:  # Ctrl-C while pg_ctl waits: its server (in a session of its own) lives on
+                try:
+                    self.stop()
+                except Exception:
+                    pass
+                raise
             if res.returncode == 0:
                 break
             with open(self.log, errors="replace") as fh:
@@ -734,9 +746,10 @@ def status_line() -> str:
     using = f"in use by {describe_users(users)}" if users else "no asgibench process uses it"
     if port:
         state = cluster.read_state()
+        stale = [lease for lease in cluster.leases.all() if not lease.live]
         if not state or state.get("pid") != cluster.pid():
             life = "not started by an asgibench run: stays up until `db stop`"
-        elif state.get("kept"):
+        elif state.get("kept") or cluster._starter_gone(state, stale):
             life = "kept: stays up until `db stop`"
         else:
             life = "stopped when its last user leaves"
