@@ -163,10 +163,10 @@ class Database:
             return f"the embedded PostgreSQL (postmaster pid {pid}) is gone"
         if not (c.data / "PG_VERSION").exists():
             return f"the embedded PostgreSQL's data folder {c.data} is gone (its server, pid {pid}, still runs)"
-        now = c.pid()
-        if now != pid:
+        pf = c.pidfile()
+        if pf is None or (pf and pf["pid"] != pid):  # ({} is a file being rewritten: no verdict)
             return (f"the embedded PostgreSQL's postmaster.pid no longer names its server (pid {pid}, now "
-                    f"{now or 'none'}): it was stopped or replaced")
+                    f"{pf['pid'] if pf else 'none'}): it was stopped or replaced")
         return None
 
     def gone(self, timeout: float = 2.0) -> str | None:
