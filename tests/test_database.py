@@ -1,5 +1,5 @@
-"""database.py and dblock.py without a PostgreSQL server: the lock, the leases, the cluster's state
-rules, the damage checks, and health reporting against a database that is not there."""
+"""The database package (asgibench/database/) without a PostgreSQL server: the lock, the leases, the
+cluster's state rules, the damage checks, and health reporting against a database that is not there."""
 from __future__ import annotations
 
 import json
@@ -13,13 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from asgibench import ROOT, database, dblock
+from asgibench import ROOT, database
+from asgibench.database import lock
 from asgibench.errors import RunError
 from asgibench.procs import wait_until
 
 HOLD_LOCK = r"""
 import sys, time
-from asgibench.dblock import ClusterLock
+from asgibench.database.lock import ClusterLock
 with ClusterLock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)
@@ -55,7 +56,7 @@ def test_lock_waits_bounded_and_names_its_live_holder(tmp_path, lock_holder):
     holder = lock_holder(path)
     t0 = time.monotonic()
     with pytest.raises(RunError) as e:
-        with dblock.ClusterLock(path, timeout=0.3):
+        with lock.ClusterLock(path, timeout=0.3):
             pass
     assert 0.3 <= time.monotonic() - t0 < 3
     msg = str(e.value)
@@ -68,26 +69,26 @@ def test_a_sigkilled_holder_never_blocks_the_lock(tmp_path, lock_holder):
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(5)
     t0 = time.monotonic()
-    with dblock.ClusterLock(path, timeout=5):
+    with lock.ClusterLock(path, timeout=5):
         assert json.loads(path.read_text())["pid"] == os.getpid()
     assert time.monotonic() - t0 < 1
 
 
 def test_lock_is_reentrant_within_a_process(tmp_path):
     path = tmp_path / "lock"
-    with dblock.ClusterLock(path, timeout=1):
-        with dblock.ClusterLock(path, timeout=1):
+    with lock.ClusterLock(path, timeout=1):
+        with lock.ClusterLock(path, timeout=1):
             pass
         assert json.loads(path.read_text())["pid"] == os.getpid()  # still held after the inner exit
     assert path.read_text() == ""  # released: holder info cleared
 
 
 def test_leases_live_stale_and_garbage(tmp_path):
-    leases = dblock.Leases(tmp_path / "users")
+    leases = lock.Leases(tmp_path / "users")
     mine = leases.take(started_cluster=True)
     assert [lease.path for lease in leases.live()] == [mine]
     assert leases.live(exclude_pid=os.getpid()) == []
-    me = dblock.process_start(os.getpid())
+    me = lock.process_start(os.getpid())
     (tmp_path / "users" / "1-2-3.json").write_text(json.dumps({"pid": dead_pid(), "start": 1, "command": "x"}))
     (tmp_path / "users" / "4-5-6.json").write_text(json.dumps({"pid": os.getpid(), "start": me + 1}))  # pid reused
     (tmp_path / "users" / "7-8-9.json").write_text("{not json")
@@ -103,15 +104,15 @@ def test_command_of_names_the_asgibench_command():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)", "-m", "asgibench", "bench", "x"])
     try:
         for _ in range(50):
-            if "bench" in dblock.command_of(proc.pid):
+            if "bench" in lock.command_of(proc.pid):
                 break
             time.sleep(0.02)
-        assert dblock.command_of(proc.pid) == "asgibench bench x"
+        assert lock.command_of(proc.pid) == "asgibench bench x"
     finally:
         proc.kill()
         proc.wait()
-    assert dblock.command_of(dead_pid()) == "?"
-    assert not dblock.pid_alive(dead_pid())
+    assert lock.command_of(dead_pid()) == "?"
+    assert not lock.pid_alive(dead_pid())
 
 
 def test_a_starter_that_left_without_releasing_keeps_its_cluster(tmp_path):

@@ -270,7 +270,7 @@ def test_seeding_waits_for_another_seeder_and_a_reseed_under_another_user_is_ref
     assert database.prepare(db, None, 1)["seeded"] == "reused"  # no env needed: nothing to run
     with db.connect(application_name="the other seeder") as holder:
         holder.execute("select pg_advisory_lock(%s)", (database.SEED_LOCK_KEY,))
-        monkeypatch.setattr(database, "SEED_LOCK_TIMEOUT_S", 0.5)
+        monkeypatch.setattr(database.seed, "SEED_LOCK_TIMEOUT_S", 0.5)  # where _seed_lock looks it up
         with pytest.raises(RunError) as e:
             database.prepare(db, None, 1)
         assert one_line(e).startswith("database: the other seeder (backend ")

@@ -8,6 +8,8 @@
   is: the same pid AND the same start time (/proc/<pid>/stat), so a recycled pid does not count; anything
   else (process gone, zombie, pid reused, unreadable file) is stale: ignored, and removed under the lock.
 Linux only (/proc), like the rest of the suite's process handling.
+A new rule about who may hold or share the cluster goes here; what is done with the cluster under the
+lock, in cluster.py and commands.py. Imports nothing from the rest of the database package.
 """
 from __future__ import annotations
 
