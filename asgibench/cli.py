@@ -68,7 +68,10 @@ def cmd_db(a) -> int:
         return 0
     python = envs.parse_python(a.python)
     db = database.open_database(keep=True)
-    seed = database.prepare(db, envs.ensure("django", python), a.scale)
+    try:
+        seed = database.prepare(db, envs.ensure("django", python), a.scale)
+    finally:
+        db.release(keep=True)  # the cluster stays up until `db stop`; this process no longer uses it
     print(f"PostgreSQL ready: {db.url} (seed {seed['seeded']}, scale {seed['scale']}); `asgibench db stop` stops it")
     return 0
 
