@@ -32,7 +32,7 @@ BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WO
   $(if $(DB_CONN),--db-conn $(DB_CONN)) $(if $(ASYNC),--async) $(if $(SLOWAPI),--with-slowapi) \
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) $(ARGS)
 
-.PHONY: help setup test test-fast lint lock db-start db-stop db-status clean-envs calibrate matrix report compose
+.PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compose
 
 $(CURDIR)/.tools/bin/uv:
 	$(BOOT_PYTHON) -m venv .tools
@@ -54,7 +54,7 @@ $(RUNNER_LOCK):
 setup: $(RUNNER) ## build the runner env (row envs are built on first use)
 
 help: $(RUNNER) ## this help and the variant table
-	@echo "make bench-<variant> | ui-<variant> | verify-<variant> | test | test-fast | lint | matrix | report | db-start | db-stop"
+	@echo "make bench-<variant> | ui-<variant> | verify-<variant> | test | test-fast | lint | matrix | report | db-start | db-stop | db-reset"
 	@echo
 	@$(ASGIBENCH) list
 
@@ -87,10 +87,13 @@ db-start: $(RUNNER)
 	@$(ASGIBENCH) db start
 
 db-stop: $(RUNNER)
-	@$(ASGIBENCH) db stop
+	@$(ASGIBENCH) db stop $(ARGS)
 
 db-status: $(RUNNER)
 	@$(ASGIBENCH) db status
+
+db-reset: $(RUNNER) ## stop the embedded PostgreSQL and delete its data (ARGS=--force: even while a run uses it)
+	@$(ASGIBENCH) db reset $(ARGS)
 
 test: $(RUNNER) ## the whole suite (CI runs this)
 	$(RUNNER) -m pytest $(PYTEST_ARGS)

@@ -17,6 +17,7 @@ import os
 import time
 from contextlib import ExitStack
 
+import benchcontract as bc
 from asgibench import loadgen, pipeline, results, runmeta, variants
 from asgibench.files import write_json_atomic
 from asgibench.options import BenchOptions
@@ -63,7 +64,7 @@ def calibrate(seconds: float = 10.0, users: int = 16, quiet: bool = False) -> di
     out = results.RESULTS_DIR / "calibration"
     # 1. Locust's background cost: users that mostly wait (10 requests/s, each 1 s inside PostgreSQL).
     idle = _measure("raw-asgi-asyncpg-granian", "io", seconds, 10, out, quiet,
-                    io_path="/slowapi/slowapi/sleep/", io_seconds=1.0)
+                    io_path=bc.SLOWAPI_SLEEP_PATH, io_seconds=1.0)
     idle_cpu_per_s = idle["cpu_seconds"] / idle["wall_seconds"] if idle["wall_seconds"] else 0.0
     # 2. The cheapest request, against a trivial endpoint, and the two flows the benchmarks use.
     bare = _measure("raw-asgi-asyncpg-granian", "bare", seconds, users, out, quiet)

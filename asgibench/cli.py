@@ -6,7 +6,8 @@
   verify VARIANT            start the row and run the contract check only
   matrix, report, calibrate every row x scenario x trials; the report from run folders; Locust's own ceiling
   worker, compose           a Locust worker for a master elsewhere; compose/compose.yaml from the registry
-  db start|stop|status      the embedded PostgreSQL (start leaves it running until `db stop`)
+  db start|stop|status|reset the embedded PostgreSQL (start leaves it running until `db stop`; reset
+                            deletes its data; stop and reset refuse while a run uses it, unless --force)
   env VARIANT|GROUP         build (or check) a row's environment
 
 Exit status: 0 ok, 1 the run failed (server died, contract broken, database unreachable...),
@@ -53,24 +54,24 @@ def cmd_ui(a) -> int:
 
 
 def cmd_db(a) -> int:
-    cluster = database.EmbeddedCluster()
+    if a.action != "start" and os.environ.get("DATABASE_URL"):
+        print("DATABASE_URL is set: asgibench does not manage that database")
+        return 0
     if a.action == "stop":
-        if os.environ.get("DATABASE_URL"):
-            print("DATABASE_URL is set: asgibench does not manage that database")
-            return 0
-        port = cluster.running_port()
-        cluster.stop()
-        print(f"embedded PostgreSQL stopped (was on port {port})" if port else "embedded PostgreSQL is not running")
+        print(database.stop_cluster(force=a.force))
+        return 0
+    if a.action == "reset":
+        print(database.reset_cluster(force=a.force))
         return 0
     if a.action == "status":
-        port = cluster.running_port()
-        state = "initialised" if cluster.initialised() else "not initialised"
-        print(f"embedded PostgreSQL running on 127.0.0.1:{port} ({cluster.data})" if port else
-              f"embedded PostgreSQL not running ({state} at {cluster.data})")
+        print(database.status_line())
         return 0
     python = envs.parse_python(a.python)
-    db = database.open_database()
-    seed = database.prepare(db, envs.ensure("django", python), a.scale)
+    db = database.open_database(keep=True)
+    try:
+        seed = database.prepare(db, envs.ensure("django", python), a.scale)
+    finally:
+        db.release(keep=True)  # the cluster stays up until `db stop`; this process no longer uses it
     print(f"PostgreSQL ready: {db.url} (seed {seed['seeded']}, scale {seed['scale']}); `asgibench db stop` stops it")
     return 0
 
@@ -137,7 +138,10 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--users", type=number(int), default=16)
     cp.set_defaults(fn=cmd_calibrate)
     dp = sub.add_parser("db", help="the embedded PostgreSQL")
-    dp.add_argument("action", choices=("start", "stop", "status"))
+    dp.add_argument("action", choices=("start", "stop", "status", "reset"),
+                    help="reset: stop it and delete its data (the next run initialises and seeds a fresh one)")
+    dp.add_argument("--force", action="store_true",
+                    help="stop / reset even while another asgibench process uses it (that run loses its database)")
     dp.add_argument("--scale", type=number(int), default=1)
     dp.add_argument("--python")
     dp.set_defaults(fn=cmd_db)

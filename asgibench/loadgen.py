@@ -41,12 +41,12 @@ class LoadPlan:
     spawn_rate: float = 10.0
     duration: float = 30.0  # seconds, constant/io scenarios; shapes have their own length
     time_scale: float = 1.0  # shapes: stage durations multiplied by this (tests compress them)
-    api_prefix: str = "/api/"
+    api_prefix: str = benchcontract.API_PREFIX
     with_slowapi: bool = False
     only_slowapi: bool = False
-    io_path: str = "/io/sleep/"
+    io_path: str = benchcontract.IO_SLEEP_PATH
     io_seconds: float = 1.0
-    bare_path: str = "/slowapi/slowapi/"  # BareGetUser (calibration): no checks at all
+    bare_path: str = benchcontract.SLOWAPI_PATH  # BareGetUser (calibration): no checks at all
     processes: int = 1  # Locust --processes (1 = one process)
     locust_workers: int = 0  # >0: a Locust master plus this many worker processes on this machine
     remote_workers: int = 0  # workers the master also waits for from other machines (`asgibench worker`)

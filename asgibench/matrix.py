@@ -125,7 +125,7 @@ class Matrix:
         print(f"matrix {self.id}: {len(s.rows)} rows x {s.trials} trials x {', '.join(s.scenarios)}; "
               f"{len(todo)} of {total} row-trials to run, estimated {len(todo) * per / 60:.0f} min", flush=True)
         self.save()
-        db = database.open_database()  # kept up for the whole matrix, stopped at the end if started here
+        db = database.open_database()  # held for the whole matrix: its rows join it; released at the end
         failures = 0
         t0 = time.monotonic()
         try:
@@ -147,7 +147,7 @@ class Matrix:
                         entry["status"] = "interrupted"
                     self.save()
         finally:
-            db.stop_if_started()
+            db.release()  # stops the cluster if the matrix is its last user and a run started it
         self.print_table()
         print(f"matrix {self.id} done in {(time.monotonic() - t0) / 60:.1f} min; "
               f"{failures} row-trial(s) failed; results in {self.root}; `asgibench report {self.id}` builds the report")

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import benchcontract as bc
 from asgibench import bounds, database, loadgen, policy, server, variants
 from asgibench.errors import UsageError
 
@@ -161,7 +162,7 @@ def build_options(a) -> BenchOptions:
         scenario=scenario, flow=flow, users=users,
         spawn_rate=loadgen.default_spawn_rate(scenario, users) if a.spawn_rate is None else a.spawn_rate,
         duration=default_seconds if a.duration is None else a.duration,
-        time_scale=a.time_scale, api_prefix="/async_api/" if a.async_api else "/api/",
+        time_scale=a.time_scale, api_prefix=bc.ASYNC_API_PREFIX if a.async_api else bc.API_PREFIX,
         with_slowapi=a.with_slowapi, only_slowapi=a.only_slowapi,
         io_path=variant.io_probe, io_seconds=a.io_seconds, processes=a.processes, arrival_rate=a.arrival_rate,
         locust_workers=a.locust_workers, remote_workers=a.remote_workers, master_bind=a.master_bind,

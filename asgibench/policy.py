@@ -14,6 +14,7 @@ check_request when it needs only the request, or from the pipeline step that fir
 """
 from __future__ import annotations
 
+import benchcontract as bc
 from asgibench import bounds, loadgen, variants
 from asgibench.errors import UsageError
 
@@ -38,7 +39,7 @@ def check_request(variant, opts) -> None:
     """Refuse, with the reason, what a row cannot serve (before anything starts). `opts` is an
     options.BenchOptions."""
     plan = opts.plan
-    if plan.api_prefix == "/async_api/" and "async_api" not in variant.serves:
+    if plan.api_prefix == bc.ASYNC_API_PREFIX and "async_api" not in variant.serves:
         why = variant.no_async or "this row does not serve Django's async views"
         raise UsageError(f"{variant.name} does not serve /async_api/: {why}")
     # the slowapi steps are /slowapi/slowapi/ and /slowapi/slowapi/django-async-orm/ (locustfiles/workload.py)

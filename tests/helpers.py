@@ -56,3 +56,17 @@ def locust_function(module: str, name: str):
     namespace: dict = {}
     exec(compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec"), namespace)
     return namespace[name]
+
+
+def interrupt(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Ctrl-C a running asgibench command as a user would; (stdout, stderr) once it exited. A process
+    that does not exit within `timeout` is killed (and the test's assertions on its exit code fail)."""
+    import signal
+
+    try:
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

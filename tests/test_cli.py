@@ -151,3 +151,28 @@ def test_compose_is_an_ordinary_subcommand(tmp_path):
     assert (a.row, a.expect_workers, a.load_args) == ("uvicorn", 3, "--async")
     res = run_cli("compose", "--check", results=tmp_path)
     assert res.returncode == 0 and "compose/compose.yaml matches the registry" in res.stdout, res.stderr
+
+
+def test_db_help_lists_reset_and_force(tmp_path):
+    a = cli.parser().parse_args(["db", "reset", "--force"])
+    assert a.fn is cli.cmd_db and a.action == "reset" and a.force
+    res = run_cli("db", "--help", results=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "reset" in res.stdout and "--force" in res.stdout and "delete its data" in res.stdout
+
+
+def test_db_commands_leave_a_database_url_alone(tmp_path):
+    """stop / status / reset never touch the embedded cluster (nor the user's database) under DATABASE_URL."""
+    env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing", "ASGIBENCH_PG_DIR": str(tmp_path / "pg")}
+    for action in ("stop", "status", "reset", "reset --force"):
+        res = run_cli("db", *action.split(), results=tmp_path, env=env)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == "DATABASE_URL is set: asgibench does not manage that database\n"
+    assert not (tmp_path / "pg").exists()
+
+
+def test_db_status_of_an_embedded_cluster_never_initialised(tmp_path):
+    env = {"ASGIBENCH_PG_DIR": str(tmp_path / "pg")}
+    res = run_cli("db", "status", results=tmp_path, env={**env, "DATABASE_URL": ""})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("embedded PostgreSQL not running (not initialised at ")

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from asgibench import ROOT, cli as asgicli, options, pipeline, procs
-from helpers import cli, meta_of, only_run_dir, skip_unless_ci
+from helpers import cli, interrupt, meta_of, only_run_dir, skip_unless_ci
 
 pytestmark = pytest.mark.e2e
 SHORT = ["--users", "4", "--duration", "4s", "--warmup", "1s"]
@@ -160,11 +160,8 @@ def test_ctrl_c_keeps_partial_results_and_stops_everything(db, results_dir):
     try:
         run_dir = _wait_for_requests(results_dir / "gunicorn-eventlet")
         time.sleep(1.5)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = interrupt(proc, timeout=90)
     assert proc.returncode == 130, err
     meta = meta_of(run_dir)
     assert meta["status"] == "interrupted" and meta["interrupted"] is True
@@ -266,11 +263,8 @@ def test_ui_serves_locust_web_ui_and_ctrl_c_stops_everything(db, results_dir):
             except OSError:
                 time.sleep(0.5)
         assert b"<html" in page.lower(), "Locust's web UI did not answer"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = interrupt(proc, timeout=60)
     assert proc.returncode == 130, err
     assert "leftover" not in err
     assert _no_tagged(tag)

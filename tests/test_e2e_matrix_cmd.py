@@ -2,7 +2,6 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ import time
 import pytest
 
 from asgibench import ROOT
-from helpers import cli
+from helpers import cli, interrupt
 
 pytestmark = pytest.mark.e2e
 ARGS = ["--variants", "raw-asgi-asyncpg,gunicorn-sync", "--trials", "2", "--duration", "2s", "--io-duration", "2s",
@@ -38,11 +37,8 @@ def test_matrix_interleaves_resumes_and_reports(db, results_dir):
             except (OSError, ValueError):
                 pass
             time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = interrupt(proc, timeout=120)
     assert proc.returncode == 130, err
     first = _state(results_dir, mid)
     done_before = {k for k, r in first["runs"].items() if r["status"] == "completed"}
