@@ -346,18 +346,26 @@ def test_generator_bound_flag_against_the_rule_applied_to_independent_figures(ru
     assert stats.GENERATOR_CPU_BOUND_PCT == 90.0 and stats.GENERATOR_CEILING_FRACTION == 0.5  # as documented
 
 
+def _within_window(reported: float, mine: float) -> bool:
+    """The runner's meters restart when it sees the warm-up end (Locust's first stats file + the
+    warm-up, polled every 0.5 s): up to ~1.5 s after the recorder's started_at, so they may miss up to
+    ~20% of an 8 s window (a known lag, see the report of issue 16). They must never count more than the
+    window: the warm-up's CPU (3 s of load) is far outside this band."""
+    return 0.75 * mine - 0.3 <= reported <= 1.05 * mine + 0.3
+
+
 def test_server_and_database_cpu_against_proc(run):
     g, sampler, meta = run["gen"]["run"], run["sampler"], run["meta"]
     assert len(sampler.samples["server"]) == 1 + WORKERS, sampler.samples["server"].keys()
-    mine = sampler.cpu("server", g["started_at"], g["stopped_at"] + 1.0)
+    mine = sampler.cpu("server", g["started_at"], g["stopped_at"] + 1.0)  # the server idles after the stop
     assert mine > 0.5
-    assert meta["server_cpu_seconds"] == pytest.approx(mine, rel=0.2, abs=0.5), (meta["server_cpu_seconds"], mine)
+    assert _within_window(meta["server_cpu_seconds"], mine), (meta["server_cpu_seconds"], mine)
     if run["db_pid"] is None:
         assert meta["db_cpu_seconds"] is None
         return
     mine = sampler.cpu("db", g["started_at"], g["stopped_at"] + 1.0)
     assert mine > 0.2
-    assert meta["db_cpu_seconds"] == pytest.approx(mine, rel=0.2, abs=0.5), (meta["db_cpu_seconds"], mine)
+    assert _within_window(meta["db_cpu_seconds"], mine), (meta["db_cpu_seconds"], mine)
 
 
 def test_the_server_ran_the_command_compose_generates(run):
