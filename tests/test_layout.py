@@ -14,8 +14,10 @@ PKG = ROOT / "asgibench"
 # The data path, in order; a step may import earlier steps and the leaves, never a later step nor
 # the orchestration that runs the steps (pipeline, cli, options, matrix, ...).
 STEPS = ["variants", "envs", "database", "server", "contract", "loadgen", "results", "metrics", "report"]
-LEAVES = {"asgibench", "errors", "files", "stats", "apps", "bounds", "measure", "procs"}
-LEGACY: set = set()  # modules allowed to exceed the rules while being split (none left)
+LEAVES = {"asgibench", "errors", "files", "stats", "apps", "bounds", "measure", "procs", "dblock"}
+# modules allowed to exceed the rules while being split: database.py grew with the sharing and faults
+# of wt-dbfaults (its helper owns it and splits it)
+LEGACY: set = {"asgibench/database.py"}
 
 
 def modules() -> dict:
