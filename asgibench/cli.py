@@ -9,8 +9,9 @@
   db start|stop|status      the embedded PostgreSQL (start leaves it running until `db stop`)
   env VARIANT|GROUP         build (or check) a row's environment
 
-Exit status: 0 ok, 1 the run failed (server died, contract broken, database unreachable...),
-2 bad input (unknown variant, bad numbers), 130 interrupted (partial results kept).
+Exit status: 0 ok (no request failed), 1 the run failed (requests failed or it stalled, unless
+--accept-failures; server or database died, contract broken, an unexpected error...), 2 bad input
+(unknown variant, bad numbers), 130 interrupted (partial results kept). README "Results" has the table.
 
 This module only parses, dispatches and maps exit codes (errors.exit_code under procs.run_as_main).
 A new subcommand is one add_parser in parser() and a cmd_* function of a few lines calling the
@@ -24,7 +25,7 @@ import os
 import sys
 
 from asgibench import calibrate, compose, console, database, envs, loadgen, matrix, pipeline, procs, report, variants
-from asgibench.errors import UsageError
+from asgibench.errors import UsageError, VerdictError
 from asgibench.options import Parser, add_load_args, build_options, duration, number
 from asgibench.server import loopback
 
@@ -36,7 +37,12 @@ def cmd_list(a) -> int:
 
 def cmd_bench(a) -> int:
     opts = build_options(a)
-    console.print_bench(opts, pipeline.bench(opts))
+    done = pipeline.bench(opts)
+    console.print_bench(opts, done)
+    bad = [meta for _, meta in done if meta["verdict"]["exit_code"]]
+    if bad:
+        raise VerdictError(f"{len(bad)} of {len(done)} trial(s) {console.verdict_words(bad[0])} "
+                           "(--accept-failures to accept: exit 0, still recorded)")
     return 0
 
 

@@ -116,9 +116,14 @@ def bench(opts) -> list[tuple[Path, dict]]:
             meta["matrix"] = {"id": series, "trial": trial, "trials": opts.trials}
             console.say(f"trial {trial}/{opts.trials}", quiet=opts.quiet)
         results.write_meta(run_dir, meta)
-        with runmeta.recorded(run_dir, meta), ExitStack() as stack:
-            st = bring_up(opts, stack, run_dir / "server.log")
-            measure(st, opts, opts.plan, run_dir, meta)
+        try:
+            with runmeta.recorded(run_dir, meta), ExitStack() as stack:
+                st = bring_up(opts, stack, run_dir / "server.log")
+                measure(st, opts, opts.plan, run_dir, meta)
+        except RunError:
+            if meta.get("died") and meta.get("summary"):  # what was measured before it died, then the error
+                console.print_summary(opts, run_dir, meta["summary"])
+            raise
         done.append((run_dir, meta))
     return done
 
@@ -139,11 +144,12 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
             for meter in (server_cpu, db_cpu, backends):
                 meter.restart()
 
-        res = loadgen.run(plan, st.base_url, run_dir, server=st.server, cpus=opts.cpus.get("locust"),
-                          progress=None if opts.quiet else console.Progress(), on_measure_start=measured_from_now)
+        res = loadgen.run(plan, st.base_url, run_dir, health=stack_health(st.server, backends),
+                          cpus=opts.cpus.get("locust"), progress=None if opts.quiet else console.Progress(),
+                          on_measure_start=measured_from_now)
     if not opts.quiet:
         console.Progress.done()
-    summary = results.summarize(run_dir)
+    summary = results.summarize(run_dir, results.stall_threshold(plan.io_seconds if plan.flow == "io" else 0.0))
     metrics.derive(summary, plan)
     meta.update({
         "generator": metrics.generator(run_dir, res, plan, summary),
@@ -152,15 +158,34 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
         "db_peak_backends": backends.peak,
         "summary": summary,
     })
-    if res.server_died:
-        meta["status"] = "server-died"
-        raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); "
-                       f"partial results kept in {run_dir}")
+    if res.died:
+        meta["status"] = res.died
+        meta["died"] = {"reason": res.died_reason, "after_s": round(res.died_after, 1), "planned_s": plan.seconds}
+        what = "the database" if res.died == "database-died" else f"server {variant.name}"
+        raise RunError(f"{what} died mid-run ({res.died_reason}); the run stopped {res.died_after:.0f} s after "
+                       f"Locust started (planned {plan.seconds:.0f} s); partial results kept in {run_dir}")
     if res.interrupted:
         raise KeyboardInterrupt
     if summary["requests"] == 0:
         raise RunError(f"no request was measured on {variant.name} (Locust exit code {res.exit_code}; see "
                        f"{run_dir / 'locust.log'})")
+    meta["verdict"] = runmeta.verdict(summary, opts.accept_failures)
+    if summary.get("stall"):
+        meta["status"] = "stalled"
+
+
+def stack_health(server, backends=None):
+    """loadgen.run's health(): (status, reason) once the database is lost (the backend sampler's
+    verdict: the embedded postmaster gone, or no connection and gone() says why; a server answering
+    500s is only its symptom) or the server died; None while both are there."""
+    def check():
+        gone = backends.database_gone() if backends is not None else None
+        if gone:
+            return ("database-died", gone)
+        if not server.alive():
+            return ("server-died", server.log_tail())
+        return None
+    return check
 
 
 def _warm_up(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) -> loadgen.LoadPlan:
@@ -177,8 +202,8 @@ def _warm_up(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict)
     # standalone Locust process: remote workers would quit at its end and never come back.
     warm = replace(plan, scenario=loadgen.CONSTANT, users=plan.peak_users if plan.flow != "io" else plan.users,
                    duration=opts.warmup, spawn_rate=1000.0, processes=1, locust_workers=0, remote_workers=0)
-    w = loadgen.run(warm, st.base_url, run_dir / "warmup", server=st.server, cpus=opts.cpus.get("locust"),
-                    warmup=True)
+    w = loadgen.run(warm, st.base_url, run_dir / "warmup", health=stack_health(st.server),
+                    cpus=opts.cpus.get("locust"), warmup=True)
     if w.interrupted:
         raise KeyboardInterrupt
     if w.server_died:
