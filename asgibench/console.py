@@ -95,7 +95,7 @@ def print_summary(opts, run_dir, summary) -> None:
           f"failures {summary.get('failures', 0)}")
     w = summary.get("window") or {}
     if (w.get("early_end_s") or 0) >= 1:
-        print(f"  the last request completed {w['early_end_s']:.1f} s before the measured window's end: req/s "
+        print(f"  the last request succeeded {w['early_end_s']:.1f} s before the measured window's end: req/s "
               f"is over the whole {w['seconds']:.0f} s window")
     if exact:
         print(f"  latency ms (exact)   p50 {exact['p50']:.1f}  p95 {exact['p95']:.1f}  p99 {exact['p99']:.1f}  "

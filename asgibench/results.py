@@ -104,7 +104,9 @@ def summarize(run_dir: Path, stall_after: float = None) -> dict:
     # rate), nor start..last completion (a run whose requests stopped completing would hide the stall).
     starts = [e["start_time"] for e in reqs if e["num_requests"]] + [r["started_at"] for r in _generator_runs(run_dir)]
     ends = [e["last_request_timestamp"] for e in reqs if e.get("last_request_timestamp")]
-    window = measured_window(run_dir, min(starts) if starts else None, max(ends) if ends else None)
+    done, last_ok = completions(run_dir)
+    window = measured_window(run_dir, min(starts) if starts else None,
+                             last_ok if done else (max(ends) if ends else None))
     seconds = window["seconds"] if window else ((max(ends) - min(starts)) if starts and ends else 0.0)
     out = {
         "source": "locust.json (Locust's final stats)" if entries else "none: Locust wrote no final stats",
@@ -130,7 +132,7 @@ def summarize(run_dir: Path, stall_after: float = None) -> dict:
     exact = exact_latencies(run_dir)
     if exact:
         out["exact_percentiles_ms"] = exact
-    out["stall"] = find_stall(completions(run_dir), window, stall_after) if window else None
+    out["stall"] = find_stall(done, window, stall_after) if window else None
     return out
 
 
@@ -166,8 +168,8 @@ def _generator_runs(run_dir: Path) -> list:
 def measured_window(run_dir: Path, first_start: float | None, last_completion: float | None) -> dict | None:
     """{"start", "stop" (epoch s), "seconds", "last_completion_s" (since start), "early_end_s"}: the test's
     start to its stop (test_stopping: the planned end, or where it was cut short), stretched to the last
-    completion if later; None without the recorder's generator.json. early_end_s: how long before the
-    window's end the last request completed (0 when it did not come early)."""
+    (successful) completion if later; None without the recorder's generator.json. early_end_s: how long
+    before the window's end the last request succeeded (0: it did not come early; None: none did)."""
     runs = _generator_runs(run_dir)
     if not runs:
         return None
@@ -177,21 +179,25 @@ def measured_window(run_dir: Path, first_start: float | None, last_completion: f
     last = (last_completion - start) if last_completion else None
     return {"start": start, "stop": end, "seconds": round(end - start, 3),
             "last_completion_s": round(last, 3) if last is not None else None,
-            "early_end_s": round(max(0.0, end - (last_completion or start)), 3)}
+            "early_end_s": round(max(0.0, end - last_completion), 3) if last_completion else None}
 
 
-def completions(run_dir: Path) -> list:
-    """Epoch seconds at which every request (failed ones too, FLOW excluded) completed: t0 + t + ms/1000
-    from timings*.bin, sorted."""
+def completions(run_dir: Path) -> tuple[list, float | None]:
+    """(epoch seconds at which every request, failed ones too, FLOW excluded, completed: t0 + t + ms/1000
+    from timings*.bin, sorted; the last successful one). Only a success stretches the window: the
+    failures fired when Locust cuts off the requests still in flight come after its stop timeout."""
     found = sorted(run_dir.glob("timings*.bin"))
     if not found:
-        return []
+        return [], None
     merged = timingfile.merge_timings(timingfile.read_timings(str(p)) for p in found)
-    out = []
+    out, last_ok = [], None
     for k, s in merged.series.items():
         if k.request_type != benchcontract.FLOW_REQUEST_TYPE:
-            out.extend(merged.t0 + t + ms / 1000.0 for t, ms in zip(s.t, s.ms))
-    return sorted(out)
+            ends = [merged.t0 + t + ms / 1000.0 for t, ms in zip(s.t, s.ms)]
+            out.extend(ends)
+            if k.ok and ends:
+                last_ok = max(ends + ([last_ok] if last_ok else []))
+    return sorted(out), last_ok
 
 
 def find_stall(done: list, window: dict, threshold: float | None = None) -> dict | None:
