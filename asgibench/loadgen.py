@@ -152,7 +152,7 @@ class LoadResult:
     interrupted: bool = False
     died: str | None = None  # what health() reported: "server-died" | "database-died"
     died_reason: str | None = None  # its one line
-    died_after: float | None = None  # seconds after Locust started
+    died_after: float | None = None  # seconds into the measured run
 
     @property
     def server_died(self) -> bool:
@@ -180,8 +180,8 @@ def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup:
         while proc.poll() is None:
             time.sleep(0.5)
             died = health() if health is not None else None
-            if died:
-                died_after = time.monotonic() - t0
+            if died:  # seconds into the measured run (its clock: Locust's first stats, after the warm-up)
+                died_after = max(0.0, time.monotonic() - (started or t0) - (plan.warmup if started else 0.0))
                 break
             if time.monotonic() - t0 > hard_limit:
                 break

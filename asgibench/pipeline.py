@@ -30,6 +30,8 @@ from asgibench.errors import RunError, UsageError
 from asgibench.measure import TreeCpu
 from asgibench.server import ExternalServer, Server, ServerSpec
 
+DEAD_DATABASE_GRACE = 2.0  # seconds a server whose database died gets to exit on SIGTERM (else 10)
+
 
 @dataclass
 class Stack:
@@ -158,12 +160,14 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
         "db_peak_backends": backends.peak,
         "summary": summary,
     })
+    if res.died == "database-died":  # its requests wait on a database that is gone: no point in a long grace
+        st.server.stop(grace=DEAD_DATABASE_GRACE)
     if res.died:
         meta["status"] = res.died
         meta["died"] = {"reason": res.died_reason, "after_s": round(res.died_after, 1), "planned_s": plan.seconds}
         what = "the database" if res.died == "database-died" else f"server {variant.name}"
-        raise RunError(f"{what} died mid-run ({res.died_reason}); the run stopped {res.died_after:.0f} s after "
-                       f"Locust started (planned {plan.seconds:.0f} s); partial results kept in {run_dir}")
+        raise RunError(f"{what} died mid-run ({res.died_reason}); the run stopped {res.died_after:.0f} s into "
+                       f"the measured {plan.seconds:.0f} s; partial results kept in {run_dir}")
     if res.interrupted:
         raise KeyboardInterrupt
     if summary["requests"] == 0:
