@@ -71,9 +71,11 @@ def verdict_words(meta: dict) -> str:
     words = []
     if s.get("stall"):
         st = s["stall"]
-        first = st["stalls"][0]
-        words.append(f"STALLED: no request completed for {st['longest_s']:.1f} s (threshold {st['threshold_s']:g} s; "
-                     f"first stall {first['seconds']:.1f} s from {first['at_s']:.1f} s)")
+        worst = max(st["stalls"], key=lambda x: x["seconds"])
+        more = f"; {len(st['stalls'])} stalls, {st['total_s']:.1f} s in all" if len(st["stalls"]) > 1 else ""
+        until = worst["at_s"] + worst["seconds"]
+        words.append(f"STALLED: no request completed from {worst['at_s']:.1f} s to {until:.1f} s of the window "
+                     f"({worst['seconds']:.1f} s; threshold {st['threshold_s']:g} s{more})")
     if s.get("failures"):
         words.append(f"FAILED REQUESTS: {s['failures']} of {s.get('requests', 0)}")
     if not words:

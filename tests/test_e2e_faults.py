@@ -92,7 +92,7 @@ def test_frozen_server_is_a_stall_and_requests_cut_off_at_the_end_are_failures(r
     s = meta["summary"]
     assert code == 1, err
     assert meta["status"] == "stalled"
-    assert out.splitlines()[0].startswith("STALLED: no request completed for"), out
+    assert out.splitlines()[0].startswith("STALLED: no request completed from"), out
     stall = s["stall"]
     assert stall["threshold_s"] == 5.2 and stall["longest_s"] >= 5.2, stall
     assert 1.5 <= stall["stalls"][-1]["at_s"] <= 6, stall  # froze ~3 s in
@@ -230,6 +230,7 @@ def test_results_folder_full_or_read_only_is_one_line(tiny_tmpfs, fault):
         subprocess.run(["mount", "-o", "remount,rw", str(tiny_tmpfs)], check=False)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 1 and lines, res.stderr
-    assert ("No space left on device" if fault == "full" else "Read-only file system") in lines[-1], res.stderr
+    expected = "meta.json: No space left on device" if fault == "full" else "Read-only file system"
+    assert expected in lines[-1], res.stderr
     assert "Traceback" not in res.stderr
     assert json.loads(earlier.read_text()) == {"status": "completed"}

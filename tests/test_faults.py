@@ -140,3 +140,23 @@ def test_exit_mapping_outside_a_run(capsys, monkeypatch, tmp_path):
     assert err.count("\n") == 1 and "internal error: KeyError: 'k'" in err
     assert "KeyError" in (tmp_path / "last-error.log").read_text()
     assert errors.exit_code(lambda: (_ for _ in ()).throw(errors.VerdictError("3 failed"))) == 1
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_names_the_path(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from asgibench import files
+
+    target = tmp_path / "meta.json"
+    files.write_json_atomic(target, {"old": 1})
+
+    def full(self, *_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError) as e:
+        files.write_json_atomic(target, {"new": 2})
+    monkeypatch.undo()
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
+    assert json.loads(target.read_text()) == {"old": 1} and not (tmp_path / "meta.json.tmp").exists()
+    assert errors.describe(e.value) == f"{target}: No space left on device"
