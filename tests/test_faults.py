@@ -160,3 +160,26 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_names_the_path(tmp_p
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
     assert json.loads(target.read_text()) == {"old": 1} and not (tmp_path / "meta.json.tmp").exists()
     assert errors.describe(e.value) == f"{target}: No space left on device"
+
+
+def test_matrix_table_lists_a_stalled_trial_apart_and_flags_failed_requests(tmp_path, capsys):
+    from asgibench import matrix
+
+    def run(rel, status, failures):
+        d = tmp_path / rel
+        d.mkdir(parents=True)
+        results.write_meta(d, {"status": status, "generator": {"bound": False},
+                               "summary": {"rps": 10.0, "failures": failures, "exact_percentiles_ms": {"p95": 5.0}}})
+
+    run("uvicorn/a", "completed", 3)
+    run("uvicorn/b", "stalled", 0)
+    settings = matrix.MatrixSettings(rows=["uvicorn"], scenarios=["cpu"], trials=2, duration=5, io_duration=5,
+                                     warmup=0, users=1, io_users=1, io_seconds=1, python=None)
+    m = matrix.Matrix("m1", settings, tmp_path)
+    m.state["runs"] = {"1/uvicorn": {"status": "completed", "run_dirs": {"cpu": "uvicorn/a"}},
+                       "2/uvicorn": {"status": "stalled", "run_dirs": {"cpu": "uvicorn/b"}}}
+    m.print_table()
+    out = capsys.readouterr().out
+    assert "not in the figures: uvicorn cpu trial 2: stalled (uvicorn/b)" in out
+    row = next(ln for ln in out.splitlines() if ln.startswith("uvicorn "))
+    assert row.endswith(" FAIL") and " 1 " in row  # one trial in the figures, flagged
