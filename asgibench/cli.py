@@ -25,7 +25,7 @@ import os
 import sys
 
 from asgibench import calibrate, compose, console, database, envs, loadgen, matrix, pipeline, procs, report, variants
-from asgibench.errors import UsageError, VerdictError
+from asgibench.errors import UsageError
 from asgibench.options import Parser, add_load_args, build_options, duration, number
 from asgibench.server import loopback
 
@@ -39,10 +39,7 @@ def cmd_bench(a) -> int:
     opts = build_options(a)
     done = pipeline.bench(opts)
     console.print_bench(opts, done)
-    bad = [meta for _, meta in done if meta["verdict"]["exit_code"]]
-    if bad:
-        raise VerdictError(f"{len(bad)} of {len(done)} trial(s) {console.verdict_words(bad[0])} "
-                           "(--accept-failures to accept: exit 0, still recorded)")
+    pipeline.require_verdicts(done)
     return 0
 
 

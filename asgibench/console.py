@@ -46,8 +46,9 @@ def print_bench(opts, done: list) -> None:
     """`bench`'s stdout: each trial's summary, then (several trials) their median and CV."""
     for run_dir, meta in done:
         print_summary(opts, run_dir, meta["summary"])
-    if len(done) > 1:
-        print_trials([meta["summary"] for _, meta in done])
+    figures = [meta["summary"] for _, meta in done if meta["status"] == "completed"]  # a stall is no figure
+    if len(figures) > 1:
+        print_trials(figures)
 
 
 def print_trials(summaries: list) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
-from asgibench.errors import RunError, UsageError
+from asgibench.errors import RunError, UsageError, VerdictError
 from asgibench.measure import TreeCpu
 from asgibench.server import ExternalServer, Server, ServerSpec
 
@@ -128,6 +128,15 @@ def bench(opts) -> list[tuple[Path, dict]]:
             raise
         done.append((run_dir, meta))
     return done
+
+
+def require_verdicts(done: list[tuple[Path, dict]]) -> None:
+    """After bench's summaries: VerdictError (exit 1) when a trial's requests failed or it stalled and
+    --accept-failures did not accept it (runmeta.verdict)."""
+    bad = [meta for _, meta in done if meta["verdict"]["exit_code"]]
+    if bad:
+        raise VerdictError(f"{len(bad)} of {len(done)} trial(s): {console.verdict_words(bad[0])} "
+                           "(--accept-failures to accept: exit 0, still recorded)")
 
 
 def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) -> None:
