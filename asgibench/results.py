@@ -1,10 +1,12 @@
 """Results step: the run folder (never overwritten), meta.json (written at start, updated at the
-end, so a killed run still says what it was), and the summary computed from Locust's final stats.
+end, so a killed run still says what it was), and the summary computed from Locust's final stats:
+totals over the measured window (measured_window: the test's start to its stop, not to the last
+completion) and the stall, if any (find_stall: STALL_SECONDS without a completed request).
 
 results/<variant>/<run-id>/
   locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv,
   locust.json (final totals), report.html, timings.bin (every response time), generator.json,
-  server.log, locust.log, meta.json
+  server.log, locust.log, meta.json, error.log (an unexpected error's traceback)
 """
 from __future__ import annotations
 
