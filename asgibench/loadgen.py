@@ -1,7 +1,8 @@
 """Locust step: the load plan for a scenario, and one headless Locust run of it against a server
 that is already up and verified. Locust lives in the runner's env (never a server's) and runs as a
 subprocess in its own process group; we measure its CPU (the generator's own cost) from the kernel's
-rusage of our reaped children, watch the server while it runs, and stop it on Ctrl-C keeping its CSVs.
+rusage of our reaped children, ask health() (server and database) while it runs, and stop it at once
+on a death or Ctrl-C keeping its CSVs.
 A new Locust option the runner passes is a LoadPlan field and its words in command() (its range in
 bounds.BOUNDS, checked by validate); a new ramped scenario is a shape in locustfiles/stages.py.
 """

@@ -6,8 +6,9 @@
 
 Each arrow is one module (variants, envs, database, server, contract, loadgen, results); this module
 only calls them in order and guarantees that whatever was started is stopped, on success, failure,
-server death and Ctrl-C. What may be asked is policy's, meta.json is runmeta's, derived figures are
-metrics', the lines a person reads are console's.
+server or database death and Ctrl-C; measure records the run's verdict (runmeta.verdict). What may
+be asked is policy's, meta.json is runmeta's, derived figures are metrics', the lines a person reads
+are console's.
 
   validate   everything refused before anything starts
   bring_up   validate -> env -> database -> server -> contract check: a Stack
