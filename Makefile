@@ -10,6 +10,7 @@
 #
 # Knobs (all optional): PYTHON=3.x WORKERS=N USERS=N DURATION=30s SCENARIO=io|readme|easy|medium|...
 #   DB_CONN=per-request|persistent|pool ASYNC=1 SLOWAPI=1 WARMUP=10s PIN=server=0,db=0,locust=1 ARGS="..."
+#   REQUEST_TIMEOUT=10s (a request waiting longer fails) ACCEPT_FAILURES=1 (failed requests / stalls: exit 0)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -30,7 +31,8 @@ RUFF := .venvs/runner/bin/ruff
 BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WORKERS)) \
   $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
   $(if $(DB_CONN),--db-conn $(DB_CONN)) $(if $(ASYNC),--async) $(if $(SLOWAPI),--with-slowapi) \
-  $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) $(ARGS)
+  $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) \
+  $(if $(REQUEST_TIMEOUT),--request-timeout $(REQUEST_TIMEOUT)) $(if $(ACCEPT_FAILURES),--accept-failures) $(ARGS)
 
 .PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compose
 

@@ -43,6 +43,7 @@ BOUNDS: dict[str, Bound] = {
     "arrival_rate": Bound("arrival rate", 0, 100000),
     "locust_workers": Bound("locust workers", 0, 256),
     "remote_workers": Bound("remote workers", 0, 1024),
+    "request_timeout": Bound("request timeout", 0, 600, unit=" seconds", low_exclusive=True),
     # the io scenario's sleep as `bench --io-seconds` takes it: a zero sleep measures nothing
     "io_seconds_option": Bound("--io-seconds", 0, 5, low_exclusive=True),
     # the server, the database and the run (policy.check_request)

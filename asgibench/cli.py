@@ -10,8 +10,9 @@
                             deletes its data; stop and reset refuse while a run uses it, unless --force)
   env VARIANT|GROUP         build (or check) a row's environment
 
-Exit status: 0 ok, 1 the run failed (server died, contract broken, database unreachable...),
-2 bad input (unknown variant, bad numbers), 130 interrupted (partial results kept).
+Exit status: 0 ok (no request failed), 1 the run failed (requests failed or it stalled, unless
+--accept-failures; server or database died, contract broken, an unexpected error...), 2 bad input
+(unknown variant, bad numbers), 130 interrupted (partial results kept). README "Results" has the table.
 
 This module only parses, dispatches and maps exit codes (errors.exit_code under procs.run_as_main).
 A new subcommand is one add_parser in parser() and a cmd_* function of a few lines calling the
@@ -37,7 +38,9 @@ def cmd_list(a) -> int:
 
 def cmd_bench(a) -> int:
     opts = build_options(a)
-    console.print_bench(opts, pipeline.bench(opts))
+    done = pipeline.bench(opts)
+    console.print_bench(opts, done)
+    pipeline.require_verdicts(done)
     return 0
 
 

@@ -46,8 +46,9 @@ def print_bench(opts, done: list) -> None:
     """`bench`'s stdout: each trial's summary, then (several trials) their median and CV."""
     for run_dir, meta in done:
         print_summary(opts, run_dir, meta["summary"])
-    if len(done) > 1:
-        print_trials([meta["summary"] for _, meta in done])
+    figures = [meta["summary"] for _, meta in done if meta["status"] == "completed"]  # a stall is no figure
+    if len(figures) > 1:
+        print_trials(figures)
 
 
 def print_trials(summaries: list) -> None:
@@ -61,8 +62,31 @@ def print_trials(summaries: list) -> None:
           + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
 
 
+def verdict_words(meta: dict) -> str:
+    """How a trial ended, in words (the first summary line; meta.json's status and verdict)."""
+    status, v, s = meta.get("status"), meta.get("verdict") or {}, meta.get("summary") or {}
+    if status in ("database-died", "server-died"):
+        d = meta.get("died") or {}
+        return (f"{status.upper().replace('-', ' ')} after {d.get('after_s', 0):.0f} s of {d.get('planned_s', 0):.0f}: "
+                f"{d.get('reason')}")
+    words = []
+    if s.get("stall"):
+        st = s["stall"]
+        worst = max(st["stalls"], key=lambda x: x["seconds"])
+        more = f"; {len(st['stalls'])} stalls, {st['total_s']:.1f} s in all" if len(st["stalls"]) > 1 else ""
+        until = worst["at_s"] + worst["seconds"]
+        words.append(f"STALLED: no request completed from {worst['at_s']:.1f} s to {until:.1f} s of the window "
+                     f"({worst['seconds']:.1f} s; threshold {st['threshold_s']:g} s{more})")
+    if s.get("failures"):
+        words.append(f"FAILED REQUESTS: {s['failures']} of {s.get('requests', 0)}")
+    if not words:
+        return "COMPLETED: no request failed"
+    return "; ".join(words) + ("  (accepted: --accept-failures)" if v.get("accepted") else "")
+
+
 def print_summary(opts, run_dir, summary) -> None:
     meta = results.read_meta(run_dir)
+    print(verdict_words(meta))
     pct = summary.get("locust_percentiles_ms", {})
     exact = summary.get("exact_percentiles_ms") or {}
     gen = meta.get("generator", {})
@@ -72,6 +96,10 @@ def print_summary(opts, run_dir, summary) -> None:
           f"up to {opts.plan.peak_users} users | {where}")
     print(f"  requests {summary.get('requests', 0)}  ({summary.get('rps', 0):.1f} req/s)  "
           f"failures {summary.get('failures', 0)}")
+    w = summary.get("window") or {}
+    if (w.get("early_end_s") or 0) >= 1:
+        print(f"  the last request succeeded {w['early_end_s']:.1f} s before the measured window's end: req/s "
+              f"is over the whole {w['seconds']:.0f} s window")
     if exact:
         print(f"  latency ms (exact)   p50 {exact['p50']:.1f}  p95 {exact['p95']:.1f}  p99 {exact['p99']:.1f}  "
               f"max {exact['max']:.1f}")

@@ -8,11 +8,21 @@ from pathlib import Path
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename it over `path`."""
+    """Write via a temporary file in the same folder and rename it over `path`. A write that fails (a
+    full disk) leaves `path` as it was, removes the temporary file, and its OSError names `path`."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if e.filename:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def write_json_atomic(path: Path, data, *, indent: int = 2) -> None:

@@ -1,7 +1,8 @@
 """Locust step: the load plan for a scenario, and one headless Locust run of it against a server
 that is already up and verified. Locust lives in the runner's env (never a server's) and runs as a
 subprocess in its own process group; we measure its CPU (the generator's own cost) from the kernel's
-rusage of our reaped children, watch the server while it runs, and stop it on Ctrl-C keeping its CSVs.
+rusage of our reaped children, ask health() (server and database) while it runs, and stop it at once
+on a death or Ctrl-C keeping its CSVs.
 A new Locust option the runner passes is a LoadPlan field and its words in command() (its range in
 bounds.BOUNDS, checked by validate); a new ramped scenario is a shape in locustfiles/stages.py.
 """
@@ -54,6 +55,7 @@ class LoadPlan:
     master_port: int = 5557
     arrival_rate: float = 0.0  # open model: iterations started per second over all users (0 = closed)
     warmup: float = 0.0  # seconds of load before the measured run, excluded (in-process, one process only)
+    request_timeout: float = benchcontract.DEFAULT_REQUEST_TIMEOUT  # seconds a request may wait, then a failure
     extra: list = field(default_factory=list)
 
     @property
@@ -112,7 +114,7 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
     files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else [])
     cmd = [str(locust_bin()), "-f", ",".join(files), USER_CLASSES[plan.flow], "--host", host,
            "--api-prefix", plan.api_prefix, "--io-path", plan.io_path, "--io-seconds", str(plan.io_seconds),
-           "--bare-path", plan.bare_path,
+           "--bare-path", plan.bare_path, "--request-timeout", f"{plan.request_timeout:g}",
            "--loglevel", "WARNING", "--logfile", str(out / "locust.log")]
     if plan.with_slowapi:
         cmd.append("--with-slowapi")
@@ -149,14 +151,21 @@ class LoadResult:
     wall_seconds: float
     generator_cpu_seconds: float
     interrupted: bool = False
-    server_died: bool = False
+    died: str | None = None  # what health() reported: "server-died" | "database-died"
+    died_reason: str | None = None  # its one line
+    died_after: float | None = None  # seconds into the measured run
+
+    @property
+    def server_died(self) -> bool:
+        return self.died == "server-died"
 
 
-def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup: bool = False,
+def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup: bool = False,
         progress=None, on_measure_start=None) -> LoadResult:
-    """Run Locust headless until its run time ends (or the server dies, or Ctrl-C).
-    on_measure_start() is called once the in-process warm-up is over (approximately: Locust's
-    clock starts with its first stats file)."""
+    """Run Locust headless until its run time ends (or health() reports a death, or Ctrl-C).
+    health() (every 0.5 s) returns None while the stack is fine, else (status, one-line reason): the
+    run then stops at once, Locust keeping its CSVs. on_measure_start() is called once the in-process
+    warm-up is over (approximately: Locust's clock starts with its first stats file)."""
     out.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
@@ -166,13 +175,14 @@ def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup:
     workers = [procs.spawn(worker_command(plan, "127.0.0.1"), log_path=out / f"locust-worker{i}.out", cwd=ROOT,
                            env=env, cpus=cpus) for i in range(plan.locust_workers)]
     hard_limit = plan.seconds + plan.warmup + 90  # every load run is bounded: Locust stops itself long before this
-    interrupted = died = False
+    interrupted, died, died_after = False, None, None
     started = None  # the measured run starts when Locust writes its first stats (after its imports)
     try:
         while proc.poll() is None:
             time.sleep(0.5)
-            if server is not None and not server.alive():
-                died = True
+            died = health() if health is not None else None
+            if died:  # seconds into the measured run (its clock: Locust's first stats, after the warm-up)
+                died_after = max(0.0, time.monotonic() - (started or t0) - (plan.warmup if started else 0.0))
                 break
             if time.monotonic() - t0 > hard_limit:
                 break
@@ -195,7 +205,7 @@ def run(plan: LoadPlan, host: str, out: Path, *, server=None, cpus=None, warmup:
             _reap(w)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return LoadResult(proc.returncode, time.monotonic() - t0, cpu, interrupted, died)
+    return LoadResult(proc.returncode, time.monotonic() - t0, cpu, interrupted, *(died or (None, None)), died_after)
 
 
 def _reap(proc: subprocess.Popen) -> None:
@@ -237,5 +247,5 @@ def validate(plan: LoadPlan) -> None:
     if plan.scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {plan.scenario!r} (choose from {', '.join(SCENARIOS)})")
     for name in ("users", "spawn_rate", "duration", "time_scale", "io_seconds", "processes", "arrival_rate",
-                 "locust_workers", "remote_workers"):
+                 "locust_workers", "remote_workers", "request_timeout"):
         bounds.check(name, getattr(plan, name))

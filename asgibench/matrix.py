@@ -93,6 +93,7 @@ class Matrix:
         self.root = root or results.RESULTS_DIR
         self.dir = self.root / "matrix" / matrix_id
         self.state_file = self.dir / "matrix.json"
+        self.accept_failures = False  # --accept-failures: failed requests alone do not make the exit status 1
         self.state = {"id": matrix_id, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                       "settings": settings.__dict__, "runs": {}}
 
@@ -136,8 +137,10 @@ class Matrix:
                 entry.update(status="running", run_dirs={})
                 self.save()
                 try:
-                    self._one(trial, row, entry, quiet)
-                    entry["status"] = "completed"
+                    entry["status"] = self._one(trial, row, entry, quiet)
+                    failed_requests = entry.get("failed_requests") and not self.accept_failures
+                    if entry["status"] != "completed" or failed_requests:
+                        failures += 1
                 except RunError as e:
                     failures += 1
                     entry.update(status="failed", error=str(e))
@@ -160,6 +163,7 @@ class Matrix:
         opts = BenchOptions(variant=row, plan=plans[0], python=s.python, warmup=s.warmup, quiet=True,
                             results_root=self.root, pool_size=policy.pool_size_for(s.io_users))
         pipeline.validate(opts)
+        statuses = []
         with ExitStack() as stack:
             st = pipeline.bring_up(opts, stack, self.dir / "logs" / f"{row}-t{trial}.server.log")
             for k, plan in enumerate(plans):
@@ -173,14 +177,18 @@ class Matrix:
                 with runmeta.recorded(run_dir, meta):
                     pipeline.measure(st, o, plan, run_dir, meta)
                 summ = meta["summary"]
+                statuses.append(meta["status"])
+                entry["failed_requests"] = entry.get("failed_requests", 0) + summ["failures"]
                 eff = summ.get("concurrency", {}).get("efficiency")
                 print(f"    {plan.scenario:8s} {summ['rps']:9.1f} req/s  p95 "
                       f"{summ.get('exact_percentiles_ms', {}).get('p95', float('nan')):8.1f} ms  "
                       f"failures {summ['failures']}" + (f"  efficiency {eff}" if eff is not None else "")
-                      + ("  GENERATOR-BOUND" if meta["generator"]["bound"] else ""), flush=True)
+                      + ("  GENERATOR-BOUND" if meta["generator"]["bound"] else "")
+                      + (f"  {meta['status'].upper()}" if meta["status"] != "completed" else ""), flush=True)
+        return next((x for x in statuses if x != "completed"), "completed")
 
     def print_table(self) -> None:
-        rows = {}
+        rows, left_out = {}, []
         for key, entry in self.state["runs"].items():
             _, row = key.split("/", 1)
             for scenario, rel in (entry.get("run_dirs") or {}).items():
@@ -190,6 +198,10 @@ class Matrix:
                     continue
                 if meta.get("status") == "completed":
                     rows.setdefault((row, scenario), []).append(meta)
+                else:
+                    left_out.append(f"{row} {scenario} trial {key.split('/')[0]}: {meta.get('status')} ({rel})")
+        for line in left_out:
+            print(f"not in the figures: {line}")
         if not rows:
             return
         print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'p95 ms':>8s} "
@@ -202,9 +214,11 @@ class Matrix:
             effs = [e for e in effs if e is not None]
             flag = " *" if stats.unstable(cv) else ""
             bound = " GEN" if any(m["generator"].get("bound") for m in metas) else ""
+            bound += " FAIL" if any(m["summary"].get("failures") for m in metas) else ""
             print(f"{row:40s} {scenario:9s} {len(rps):6d} {statistics.median(rps):12.1f} {cv or 0.0:5.1f}%"
                   f"{p95:9.1f} {statistics.median(effs) if effs else float('nan'):6.2f}{flag}{bound}")
-        print(f"(* CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; GEN: generator-bound trial)")
+        print(f"(* CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; GEN: generator-bound trial; FAIL: requests "
+              "failed in a trial)")
 
 
 def add_arguments(p) -> None:
@@ -219,6 +233,8 @@ def add_arguments(p) -> None:
     p.add_argument("--io-seconds", type=number(float), default=1.0)
     p.add_argument("--python")
     p.add_argument("--id", help="matrix id; an existing id resumes that matrix")
+    p.add_argument("--accept-failures", action="store_true",
+                   help="row-trials whose requests failed do not make the exit status 1 (still flagged FAIL)")
 
 
 def cmd_matrix(a) -> int:
@@ -226,6 +242,7 @@ def cmd_matrix(a) -> int:
     if a.id and (results.RESULTS_DIR / "matrix" / a.id / "matrix.json").exists():
         m = Matrix.resume(a.id)
         print(f"resuming matrix {a.id} with its recorded settings", flush=True)
+        m.accept_failures = a.accept_failures
         return m.run()
     python = envs.parse_python(a.python)
     wanted = [w.strip() for w in a.variants.split(",") if w.strip()] if a.variants else None
@@ -243,4 +260,6 @@ def cmd_matrix(a) -> int:
                               io_users=a.io_users, io_seconds=a.io_seconds, python=a.python)
     settings.validate()
     matrix_id = a.id or "m" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return Matrix(matrix_id, settings).run()
+    m = Matrix(matrix_id, settings)
+    m.accept_failures = a.accept_failures
+    return m.run()

@@ -42,6 +42,7 @@ class BenchOptions:
     cpus: dict = field(default_factory=dict)  # {"server": {0}, "locust": {1}, "db": {0}}
     quiet: bool = False
     trials: int = 1
+    accept_failures: bool = False  # --accept-failures: failed requests and stalls are recorded, exit 0
 
 
 def duration(text: str) -> float:
@@ -119,6 +120,11 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-only", action="store_true", help="skip the admin login steps (API-only flow)")
     g.add_argument("--io-seconds", type=number(float), default=1.0,
                    help="io scenario: seconds each request waits in PostgreSQL")
+    g.add_argument("--request-timeout", type=duration, default=bc.DEFAULT_REQUEST_TIMEOUT,
+                   help=f"a request waiting longer fails as 'timeout after S s' "
+                        f"(default {bc.DEFAULT_REQUEST_TIMEOUT:g}s)")
+    g.add_argument("--accept-failures", action="store_true",
+                   help="failed requests and stalls are recorded but exit 0 (overload experiments)")
     g.add_argument("--processes", type=number(int), default=1, help="Locust --processes (-1 = one per core)")
     s = p.add_argument_group("server and database")
     s.add_argument("--workers", type=number(int), help="override the row's worker count (Makefile: WORKERS=N)")
@@ -167,6 +173,7 @@ def build_options(a) -> BenchOptions:
         io_path=variant.io_probe, io_seconds=a.io_seconds, processes=a.processes, arrival_rate=a.arrival_rate,
         locust_workers=a.locust_workers, remote_workers=a.remote_workers, master_bind=a.master_bind,
         master_port=a.master_port or (5557 if a.remote_workers else database.free_port()),
+        request_timeout=a.request_timeout,
     )
     if not a.allow_remote and not server.loopback(a.master_bind):
         raise UsageError(f"--master-bind {a.master_bind} is not loopback: "
@@ -178,6 +185,6 @@ def build_options(a) -> BenchOptions:
         pool_size=a.pool_size or policy.pool_size_for(users if scenario == loadgen.IO else 0),
         scale=a.scale, port=a.port, warmup=a.warmup, keep_db=a.keep_db,
         results_root=None if not a.results else Path(a.results),
-        cpus=cpu_placement(a.pin), quiet=a.quiet, trials=getattr(a, "trials", 1),
+        cpus=cpu_placement(a.pin), quiet=a.quiet, trials=getattr(a, "trials", 1), accept_failures=a.accept_failures,
         target=server.check_target(a.target, a.allow_remote) if a.target else None,
     )

@@ -6,8 +6,9 @@
 
 Each arrow is one module (variants, envs, database, server, contract, loadgen, results); this module
 only calls them in order and guarantees that whatever was started is stopped, on success, failure,
-server death and Ctrl-C. What may be asked is policy's, meta.json is runmeta's, derived figures are
-metrics', the lines a person reads are console's.
+server or database death and Ctrl-C; measure records the run's verdict (runmeta.verdict). What may
+be asked is policy's, meta.json is runmeta's, derived figures are metrics', the lines a person reads
+are console's.
 
   validate   everything refused before anything starts
   bring_up   validate -> env -> database -> server -> contract check: a Stack
@@ -26,9 +27,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
-from asgibench.errors import RunError, UsageError
+from asgibench.errors import RunError, UsageError, VerdictError
 from asgibench.measure import TreeCpu
 from asgibench.server import ExternalServer, Server, ServerSpec
+
+DEAD_DATABASE_GRACE = 2.0  # seconds a server whose database died gets to exit on SIGTERM (else 10)
 
 
 @dataclass
@@ -80,8 +83,10 @@ def _our_server(opts, variant, python: str, stack: ExitStack, server_log: Path):
     django_env = env if variant.env == "django" else envs.ensure("django", python)
     db_conn, why = policy.resolve_db_conn(variant, opts, env)
     console.say("database: starting / checking PostgreSQL", quiet=opts.quiet)
-    db = database.open_database()
-    stack.callback(lambda: None if opts.keep_db else db.stop_if_started())
+    db = database.open_database(keep=opts.keep_db)
+    stack.callback(db.release)  # the last asgibench process to leave stops a cluster a run started
+    if db.sharing_note():
+        console.say(f"note: {db.sharing_note()}", quiet=opts.quiet)
     seed = database.prepare(db, django_env, opts.scale)
     policy.check_db_pinning(opts.cpus, db)
     if db.embedded:  # a kept cluster may still carry an earlier run's pinning: always set it
@@ -116,11 +121,25 @@ def bench(opts) -> list[tuple[Path, dict]]:
             meta["matrix"] = {"id": series, "trial": trial, "trials": opts.trials}
             console.say(f"trial {trial}/{opts.trials}", quiet=opts.quiet)
         results.write_meta(run_dir, meta)
-        with runmeta.recorded(run_dir, meta), ExitStack() as stack:
-            st = bring_up(opts, stack, run_dir / "server.log")
-            measure(st, opts, opts.plan, run_dir, meta)
+        try:
+            with runmeta.recorded(run_dir, meta), ExitStack() as stack:
+                st = bring_up(opts, stack, run_dir / "server.log")
+                measure(st, opts, opts.plan, run_dir, meta)
+        except RunError:
+            if meta.get("died") and meta.get("summary"):  # what was measured before it died, then the error
+                console.print_summary(opts, run_dir, meta["summary"])
+            raise
         done.append((run_dir, meta))
     return done
+
+
+def require_verdicts(done: list[tuple[Path, dict]]) -> None:
+    """After bench's summaries: VerdictError (exit 1) when a trial's requests failed or it stalled and
+    --accept-failures did not accept it (runmeta.verdict)."""
+    bad = [meta for _, meta in done if meta["verdict"]["exit_code"]]
+    if bad:
+        raise VerdictError(f"{len(bad)} of {len(done)} trial(s): {console.verdict_words(bad[0])} "
+                           "(--accept-failures to accept: exit 0, still recorded)")
 
 
 def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) -> None:
@@ -139,11 +158,12 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
             for meter in (server_cpu, db_cpu, backends):
                 meter.restart()
 
-        res = loadgen.run(plan, st.base_url, run_dir, server=st.server, cpus=opts.cpus.get("locust"),
-                          progress=None if opts.quiet else console.Progress(), on_measure_start=measured_from_now)
+        res = loadgen.run(plan, st.base_url, run_dir, health=stack_health(st.server, backends),
+                          cpus=opts.cpus.get("locust"), progress=None if opts.quiet else console.Progress(),
+                          on_measure_start=measured_from_now)
     if not opts.quiet:
         console.Progress.done()
-    summary = results.summarize(run_dir)
+    summary = results.summarize(run_dir, results.stall_threshold(plan.io_seconds if plan.flow == "io" else 0.0))
     metrics.derive(summary, plan)
     meta.update({
         "generator": metrics.generator(run_dir, res, plan, summary),
@@ -152,15 +172,36 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
         "db_peak_backends": backends.peak,
         "summary": summary,
     })
-    if res.server_died:
-        meta["status"] = "server-died"
-        raise RunError(f"server {variant.name} died mid-run ({st.server.log_tail()}); "
-                       f"partial results kept in {run_dir}")
+    if res.died == "database-died":  # its requests wait on a database that is gone: no point in a long grace
+        st.server.stop(grace=DEAD_DATABASE_GRACE)
+    if res.died:
+        meta["status"] = res.died
+        meta["died"] = {"reason": res.died_reason, "after_s": round(res.died_after, 1), "planned_s": plan.seconds}
+        what = "the database" if res.died == "database-died" else f"server {variant.name}"
+        raise RunError(f"{what} died mid-run ({res.died_reason}); the run stopped {res.died_after:.0f} s into "
+                       f"the measured {plan.seconds:.0f} s; partial results kept in {run_dir}")
     if res.interrupted:
         raise KeyboardInterrupt
     if summary["requests"] == 0:
         raise RunError(f"no request was measured on {variant.name} (Locust exit code {res.exit_code}; see "
                        f"{run_dir / 'locust.log'})")
+    meta["verdict"] = runmeta.verdict(summary, opts.accept_failures)
+    if summary.get("stall"):
+        meta["status"] = "stalled"
+
+
+def stack_health(server, backends=None):
+    """loadgen.run's health(): (status, reason) once the database is lost (the backend sampler's
+    verdict: the embedded postmaster gone, or no connection and gone() says why; a server answering
+    500s is only its symptom) or the server died; None while both are there."""
+    def check():
+        gone = backends.database_gone() if backends is not None else None
+        if gone:
+            return ("database-died", gone)
+        if not server.alive():
+            return ("server-died", server.log_tail())
+        return None
+    return check
 
 
 def _warm_up(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) -> loadgen.LoadPlan:
@@ -177,8 +218,8 @@ def _warm_up(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict)
     # standalone Locust process: remote workers would quit at its end and never come back.
     warm = replace(plan, scenario=loadgen.CONSTANT, users=plan.peak_users if plan.flow != "io" else plan.users,
                    duration=opts.warmup, spawn_rate=1000.0, processes=1, locust_workers=0, remote_workers=0)
-    w = loadgen.run(warm, st.base_url, run_dir / "warmup", server=st.server, cpus=opts.cpus.get("locust"),
-                    warmup=True)
+    w = loadgen.run(warm, st.base_url, run_dir / "warmup", health=stack_health(st.server),
+                    cpus=opts.cpus.get("locust"), warmup=True)
     if w.interrupted:
         raise KeyboardInterrupt
     if w.server_died:

@@ -1,10 +1,12 @@
 """Results step: the run folder (never overwritten), meta.json (written at start, updated at the
-end, so a killed run still says what it was), and the summary computed from Locust's final stats.
+end, so a killed run still says what it was), and the summary computed from Locust's final stats:
+totals over the measured window (measured_window: the test's start to its stop, not to the last
+completion) and the stall, if any (find_stall: STALL_SECONDS without a completed request).
 
 results/<variant>/<run-id>/
   locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv,
   locust.json (final totals), report.html, timings.bin (every response time), generator.json,
-  server.log, locust.log, meta.json
+  server.log, locust.log, meta.json, error.log (an unexpected error's traceback)
 """
 from __future__ import annotations
 
@@ -85,8 +87,9 @@ def bucket_percentile(buckets: dict, total: int, q: float) -> float | None:
     return float(min(buckets))
 
 
-def summarize(run_dir: Path) -> dict:
-    """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded."""
+def summarize(run_dir: Path, stall_after: float = None) -> dict:
+    """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded; its
+    measured window and, if requests stopped completing for `stall_after` s (stall_threshold), the stall."""
     stats_path = run_dir / "locust.json"
     entries = json.loads(stats_path.read_text()) if stats_path.exists() else []
     reqs = [e for e in entries if e["method"] != benchcontract.FLOW_REQUEST_TYPE]
@@ -97,12 +100,16 @@ def summarize(run_dir: Path) -> dict:
     for e in reqs:
         for rt, c in e["response_times"].items():
             buckets[float(rt)] = buckets.get(float(rt), 0) + c
-    # The measured window runs from the test's start (generator.json, written by the recorder) to the
-    # last completion. Locust's own req/s starts at the first *completion*, which overstates the
-    # rate of slow requests (a 1 s pg_sleep run would gain one second of requests for free).
-    starts = [e["start_time"] for e in reqs if e["num_requests"]] + _test_starts(run_dir)
+    # The measured window (measured_window): the test's start to its stop as the recorder saw them
+    # (generator.json), i.e. the planned run when it ran its course, stretched to the last completion
+    # if one came later. Not Locust's own (from the first *completion*: it overstates slow requests'
+    # rate), nor start..last completion (a run whose requests stopped completing would hide the stall).
+    starts = [e["start_time"] for e in reqs if e["num_requests"]] + [r["started_at"] for r in _generator_runs(run_dir)]
     ends = [e["last_request_timestamp"] for e in reqs if e.get("last_request_timestamp")]
-    seconds = (max(ends) - min(starts)) if starts and ends else 0.0
+    done, last_ok = completions(run_dir)
+    window = measured_window(run_dir, min(starts) if starts else None,
+                             last_ok if done else (max(ends) if ends else None))
+    seconds = window["seconds"] if window else ((max(ends) - min(starts)) if starts and ends else 0.0)
     out = {
         "source": "locust.json (Locust's final stats)" if entries else "none: Locust wrote no final stats",
         "requests": n,
@@ -122,9 +129,12 @@ def summarize(run_dir: Path) -> dict:
                        "p50_ms": bucket_percentile({float(k): v for k, v in f["response_times"].items()},
                                                    f["num_requests"], 0.5),
                        "avg_ms": _avg_ms(f)}
+    if window:
+        out["window"] = window
     exact = exact_latencies(run_dir)
     if exact:
         out["exact_percentiles_ms"] = exact
+    out["stall"] = find_stall(done, window, stall_after) if window else None
     return out
 
 
@@ -134,13 +144,78 @@ def _avg_ms(entry: dict) -> float | None:
     return round(entry["total_response_time"] / n, 2) if n else None
 
 
-def _test_starts(run_dir: Path) -> list:
+# -- the measured window and stalls ----------------------------------------------------------------
+
+STALL_SECONDS = 5.0  # users active and no request completed for this long: the trial stalled
+
+
+def stall_threshold(io_seconds: float = 0.0) -> float:
+    """Seconds without a completed request that make a stall: STALL_SECONDS, plus the probe's own
+    sleep on the io flow (a request started just after the last completion cannot end sooner)."""
+    return STALL_SECONDS + (io_seconds or 0.0)
+
+
+def _generator_runs(run_dir: Path) -> list:
     out = []
-    for p in run_dir.glob("generator*.json"):
-        run = json.loads(p.read_text()).get("run") or {}
-        if run.get("started_at"):
-            out.append(run["started_at"])
+    for p in sorted(run_dir.glob("generator*.json")):
+        try:
+            run = json.loads(p.read_text()).get("run")
+        except (OSError, ValueError):
+            continue
+        if run and run.get("started_at"):
+            out.append(run)
     return out
+
+
+def measured_window(run_dir: Path, first_start: float | None, last_completion: float | None) -> dict | None:
+    """{"start", "stop" (epoch s), "seconds", "last_completion_s" (since start), "early_end_s"}: the test's
+    start to its stop (test_stopping: the planned end, or where it was cut short), stretched to the last
+    (successful) completion if later; None without the recorder's generator.json. early_end_s: how long
+    before the window's end the last request succeeded (0: it did not come early; None: none did)."""
+    runs = _generator_runs(run_dir)
+    if not runs:
+        return None
+    start = min([r["started_at"] for r in runs] + ([first_start] if first_start else []))
+    stop = max(r.get("stopping_at") or r.get("stopped_at") or start for r in runs)
+    end = max(stop, last_completion or stop)
+    last = (last_completion - start) if last_completion else None
+    return {"start": start, "stop": end, "seconds": round(end - start, 3),
+            "last_completion_s": round(last, 3) if last is not None else None,
+            "early_end_s": round(max(0.0, end - last_completion), 3) if last_completion else None}
+
+
+def completions(run_dir: Path) -> tuple[list, float | None]:
+    """(epoch seconds at which every request, failed ones too, FLOW excluded, completed: t0 + t + ms/1000
+    from timings*.bin, sorted; the last successful one). Only a success stretches the window: the
+    failures fired when Locust cuts off the requests still in flight come after its stop timeout."""
+    found = sorted(run_dir.glob("timings*.bin"))
+    if not found:
+        return [], None
+    merged = timingfile.merge_timings(timingfile.read_timings(str(p)) for p in found)
+    out, last_ok = [], None
+    for k, s in merged.series.items():
+        if k.request_type != benchcontract.FLOW_REQUEST_TYPE:
+            ends = [merged.t0 + t + ms / 1000.0 for t, ms in zip(s.t, s.ms)]
+            out.extend(ends)
+            if k.ok and ends:
+                last_ok = max(ends + ([last_ok] if last_ok else []))
+    return sorted(out), last_ok
+
+
+def find_stall(done: list, window: dict, threshold: float | None = None) -> dict | None:
+    """The gaps of `threshold` s (default stall_threshold()) or more with no completion inside the
+    window (from its start to the first completion, between completions, from the last to its end):
+    None, or {"threshold_s", "stalls": [{"at_s" (since the window's start), "seconds"}], "longest_s",
+    "total_s"}."""
+    threshold = stall_threshold() if threshold is None else threshold
+    start, stop = window["start"], window["stop"]
+    points = [start] + [c for c in done if start <= c <= stop] + [stop]
+    stalls = [{"at_s": round(a - start, 3), "seconds": round(b - a, 3)}
+              for a, b in zip(points, points[1:]) if b - a >= threshold]
+    if not stalls:
+        return None
+    return {"threshold_s": threshold, "stalls": stalls, "longest_s": max(x["seconds"] for x in stalls),
+            "total_s": round(sum(x["seconds"] for x in stalls), 3)}
 
 
 def exact_latencies(run_dir: Path) -> dict | None:

@@ -2,8 +2,9 @@
 
   new_meta        written before anything starts: row, plan, machine, git, run tag, CPU placement
   stack_meta      the prepared stack: Python and env, the runner's packages, server, database, contract
-  recorded()      whatever happens inside, meta.json ends up saying it (completed, interrupted,
-                  server-died, failed) with what was measured so far; finish() closes the record
+  recorded()      whatever happens inside, meta.json ends up saying it (STATUSES) with what was
+                  measured so far; finish() closes the record
+  verdict         meta.json's "verdict": failed requests, a stall, accepted or not, the exit code
 Every write goes through results.write_meta. A new field of the record goes into the function that
 knows it at that moment (new_meta before the run, stack_meta once the stack is up, the pipeline's
 measure step after the load); derived figures come from metrics, not from here.
@@ -11,12 +12,34 @@ measure step after the load); derived figures come from metrics, not from here.
 from __future__ import annotations
 
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from asgibench import envs, procs, results
+from asgibench import envs, errors, procs, results
 from asgibench.errors import RunError
 from asgibench.policy import PLACEMENT_DEFAULT
+
+# meta.json "status": how the run ended. Only "completed" runs are figures (report, matrix table); a
+# completed run may still have failed requests: its "verdict" says so (clean: none, and no stall).
+STATUSES = {
+    "running": "under way (or the process was killed: nothing closed the record)",
+    "completed": "ran its course; verdict.failed_requests says whether any request failed",
+    "stalled": "ran its course, but no request completed for a while (summary.stall: when, how long)",
+    "database-died": "the database went away mid-run; the run stopped at once (died: reason, after_s)",
+    "server-died": "the server died mid-run; the run stopped at once",
+    "interrupted": "Ctrl-C or SIGTERM",
+    "failed": "the run could not finish (error: the line; error.log: an unexpected error's traceback)",
+}
+
+
+def verdict(summary: dict, accept_failures: bool) -> dict:
+    """meta.json's "verdict" of a run that ran its course: exit code 0 when no request failed and it did
+    not stall, or when --accept-failures accepts both (still recorded here); else 1."""
+    failed, stalled = summary.get("failures", 0), bool(summary.get("stall"))
+    clean = not failed and not stalled
+    return {"failed_requests": failed, "stalled": stalled, "clean": clean, "accepted": accept_failures,
+            "exit_code": 0 if clean or accept_failures else 1}
 
 
 def _now() -> str:
@@ -64,8 +87,9 @@ def runner_packages() -> dict:
 
 @contextmanager
 def recorded(run_dir: Path, meta: dict):
-    """Whatever happens inside, meta.json ends up saying it: completed, interrupted (Ctrl-C),
-    server-died or failed, with what was measured so far."""
+    """Whatever happens inside, meta.json ends up saying it (STATUSES), with what was measured so far.
+    An unexpected exception becomes status "failed", its traceback run_dir/error.log, and a RunError
+    naming the folder (one line, exit 1); a write that fails (disk full, not writable) is one line too."""
     try:
         yield
     except KeyboardInterrupt:
@@ -79,7 +103,19 @@ def recorded(run_dir: Path, meta: dict):
         meta["error"] = str(e)
         finish(run_dir, meta)
         raise
-    meta["status"] = "completed"
+    except Exception as e:
+        meta["status"] = "failed"
+        meta["error"] = errors.describe(e)
+        log = Path(run_dir) / "error.log"
+        try:
+            log.write_text(traceback.format_exc())
+            finish(run_dir, meta)
+        except OSError:
+            pass  # the disk that failed us: the line below says what happened
+        hint = f"; traceback in {log}" if log.exists() else ""
+        raise RunError(f"run {run_dir} failed: {meta['error']}{hint}") from e
+    if meta["status"] == "running":  # measure may have set "stalled"
+        meta["status"] = "completed"
     finish(run_dir, meta)
 
 

@@ -169,8 +169,8 @@ class Server:
         except psutil.NoSuchProcess:
             return []
 
-    def stop(self) -> int | None:
-        return procs.stop(self.proc)
+    def stop(self, grace: float = 10.0) -> int | None:
+        return procs.stop(self.proc, grace=grace)
 
     def log_tail(self, n: int = 1) -> str:
         try:
@@ -204,7 +204,7 @@ class ExternalServer:
     def start(self) -> None:
         """Someone else started it."""
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0) -> None:
         """Someone else stops it."""
 
     def alive(self) -> bool:

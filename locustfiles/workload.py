@@ -86,6 +86,7 @@ from locust import constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
 import benchcontract
+import inflight
 import recorder  # noqa: F401  (registers the exact-timings / CSV / generator-CPU plugins)
 from benchcontract import (
     ADMIN_INDEX_PATH,
@@ -98,6 +99,8 @@ from benchcontract import (
 )
 from checks import FastCookieJar, list_page_problem_fast, list_page_problem_full
 from workload_args import options  # registers the workload's custom arguments (after the recorder's)
+
+inflight.install()  # a request cut off by the end of the run is a failure, not a lost sample
 
 # Locust-only names, built from benchcontract's paths (the module docstring spells them out).
 LOGIN_POST_PATH = f"{ADMIN_LOGIN_PATH}?next={ADMIN_INDEX_PATH}"
@@ -117,11 +120,20 @@ def _status_failure(resp, expected=200) -> str:
     code = resp.status_code
     if not code:
         err = getattr(resp, "error", None)
-        msg = f"no response: {err!r}" if err is not None else "no response"
+        if inflight.is_timeout(err):
+            msg = inflight.timeout_reason(inflight.configured_timeout)
+        else:
+            msg = f"no response: {err!r}" if err is not None else "no response"
     else:
         msg = f"HTTP {code}, expected {expected}"
     resp.failure(msg)
     return msg
+
+
+def bounded(user, environment) -> None:
+    """Before FastHttpUser.__init__ builds its client: every request bounded by --request-timeout."""
+    user.network_timeout = user.connection_timeout = inflight.configured_timeout = \
+        options(environment)["request_timeout"]
 
 
 class _CheckedUser(FastHttpUser):
@@ -138,6 +150,7 @@ class _CheckedUser(FastHttpUser):
         return constant_throughput(rate / users)(self)
 
     def __init__(self, environment):
+        bounded(self, environment)
         super().__init__(environment)
         jar = FastCookieJar()
         self.client.cookiejar = jar  # FastHttpSession's reference
@@ -348,6 +361,10 @@ class BareGetUser(FastHttpUser):
     """GET --bare-path with no checks at all: the generator's cheapest request, for calibration."""
 
     wait_time = constant(0)
+
+    def __init__(self, environment):
+        bounded(self, environment)
+        super().__init__(environment)
 
     def on_start(self):
         self._path = options(self.environment)["bare_path"]

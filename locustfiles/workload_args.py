@@ -5,7 +5,8 @@ field; the master sends them to its workers. Defaults: --api-prefix benchcontrac
 --with-slowapi off, --only-slowapi off, --io-path benchcontract.IO_SLEEP_PATH (/io/sleep/),
 --io-seconds benchcontract.DEFAULT_SLEEP_SECONDS (1.0), --bare-path /,
 --admin-username/--admin-password benchcontract.ADMIN_USERNAME/ADMIN_PASSWORD, --arrival-rate 0,
---full-json-every 100. The recorder's (--timings-file, --generator-file, --cpu-monitor-interval,
+--full-json-every 100, --request-timeout benchcontract.DEFAULT_REQUEST_TIMEOUT (10 s).
+The recorder's (--timings-file, --generator-file, --cpu-monitor-interval,
 --warmup-seconds) are in recorder.py, the shape's (--scenario readme, --time-scale 1.0) in shapes.py.
 
 A new workload argument goes here: into DEFAULTS, _add_arguments and, if it needs normalising or a
@@ -30,6 +31,7 @@ DEFAULTS = {
     "admin_password": benchcontract.ADMIN_PASSWORD,
     "full_json_every": 100,
     "arrival_rate": 0.0,
+    "request_timeout": benchcontract.DEFAULT_REQUEST_TIMEOUT,
 }
 
 
@@ -57,6 +59,10 @@ def _add_arguments(parser, **_kw):
     parser.add_argument("--arrival-rate", type=float, default=DEFAULTS["arrival_rate"], env_var="LOCUST_ARRIVAL_RATE",
                         help="open model: iterations per second over all --users (each user paces at rate/users "
                              "with constant_throughput); 0 = closed model, no think time")
+    parser.add_argument("--request-timeout", type=float, default=DEFAULTS["request_timeout"],
+                        env_var="LOCUST_REQUEST_TIMEOUT",
+                        help="seconds a request may wait for a connection or the next byte; then it fails with "
+                             "'timeout after S s' (inflight.py)")
     parser.add_argument("--full-json-every", type=int, default=DEFAULTS["full_json_every"],
                         env_var="LOCUST_FULL_JSON_EVERY",
                         help="list pages: parse the whole JSON on a user's 1st and every Nth response of each "
@@ -79,6 +85,9 @@ def options(environment) -> dict:
     out["with_slowapi"] = bool(out["with_slowapi"])
     out["only_slowapi"] = bool(out["only_slowapi"])
     out["full_json_every"] = int(out["full_json_every"])
+    out["request_timeout"] = float(out["request_timeout"])
+    if not out["request_timeout"] > 0:
+        raise ValueError(f"--request-timeout must be above 0, not {out['request_timeout']}")
     if out["full_json_every"] < 0:
         raise ValueError(f"--full-json-every must be >= 0, not {out['full_json_every']}")
     if not 0.0 <= out["io_seconds"] <= benchcontract.MAX_SLEEP_SECONDS:

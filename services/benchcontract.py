@@ -30,6 +30,9 @@ PERFORMER_FIELDS = ("id", "first_name", "last_name", "stage_name", "concentratio
 SLEEP_PARAM = "seconds"
 MAX_SLEEP_SECONDS = 5.0
 DEFAULT_SLEEP_SECONDS = 1.0
+# The load generator's bound on one request (Locust --request-timeout, asgibench --request-timeout):
+# above the longest sleep, so a probe that does what it is asked never times out.
+DEFAULT_REQUEST_TIMEOUT = 10.0
 
 
 

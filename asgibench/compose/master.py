@@ -65,7 +65,9 @@ def run(a) -> int:
     wait_ready(f"{bench[3]}{variant.io_probe}?seconds=0", a.wait)
     print(f"asgibench: {' '.join(bench)}", flush=True)
     opts = bench_options(bench)
-    console.print_bench(opts, pipeline.bench(opts))
+    done = pipeline.bench(opts)
+    console.print_bench(opts, done)
+    pipeline.require_verdicts(done)
     return 0
 
 
