@@ -97,7 +97,7 @@ def recorded(run_dir: Path, meta: dict):
         meta["interrupted"] = True
         finish(run_dir, meta)
         raise
-    except RunError as e:
+    except errors.AsgibenchError as e:  # a RunError, or a refusal found once the run began (exit 2 kept)
         if meta["status"] == "running":
             meta["status"] = "failed"
         meta["error"] = str(e)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from asgibench import envs, loadgen, metrics, policy, runmeta, variants
-from asgibench.errors import RunError
+from asgibench.errors import RunError, UsageError
 from asgibench.server import ExternalServer, Server, ServerSpec
 
 INTERFACE = ("base_url", "static_root", "describe", "record", "start", "stop", "alive", "pids", "log_tail")
@@ -80,15 +80,15 @@ def test_placement_record():
 
 
 @pytest.mark.parametrize("exc, status", [(None, "completed"), (RunError("boom"), "failed"),
-                                         (KeyboardInterrupt(), "interrupted")])
+                                         (UsageError("boom"), "failed"), (KeyboardInterrupt(), "interrupted")])
 def test_recorded_says_how_the_run_ended(exc, status, tmp_path):
     meta = {"status": "running"}
     try:
         with runmeta.recorded(tmp_path, meta):
             if exc:
                 raise exc
-    except (RunError, KeyboardInterrupt) as e:
-        assert e is exc  # recorded, then re-raised
+    except (RunError, UsageError, KeyboardInterrupt) as e:
+        assert e is exc  # recorded, then re-raised as it was (a refusal keeps its exit code 2)
     written = json.loads((tmp_path / "meta.json").read_text())
     assert written["status"] == status and "ended_at" in written and "loadavg" in written["machine_after"]
     assert written.get("error") == ("boom" if status == "failed" else None)
