@@ -256,6 +256,7 @@ def _parsed(*args, env=None):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.e2e  # loads Locust and the locustfiles in a subprocess (seconds each)
 def test_custom_argument_defaults_and_env_vars():
     d = _parsed()
     assert d == {
@@ -310,6 +311,7 @@ print(json.dumps({"burned_cpu": burned_cpu, "burned_wall": burned_wall,
 """
 
 
+@pytest.mark.e2e  # loads Locust and the locustfiles in a subprocess (seconds each)
 def test_recorder_writes_exact_timings_and_generator_file(tmp_path):
     t, g = tmp_path / "timings.bin", tmp_path / "generator.json"
     r = subprocess.run([sys.executable, "-c", RECORDER_LIBRARY_RUN, str(t), str(g)], env=ENV, cwd=ROOT,
@@ -338,6 +340,7 @@ def test_recorder_writes_exact_timings_and_generator_file(tmp_path):
     assert gen["cpu_us_per_request"] == pytest.approx(out["burned_cpu"] * 1e6 / 1001, rel=0.15)
 
 
+@pytest.mark.e2e  # loads Locust and the locustfiles in a subprocess (seconds each)
 def test_per_process_file_names():
     code = ("import plugin_shared; p = plugin_shared.per_process_path; "
             "print(p('r/t.bin', 'standalone', None, 7), p('r/t.bin', 'master', None, 7), "
@@ -417,6 +420,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.e2e  # loads Locust and the locustfiles in a subprocess (seconds each)
 def test_plugins_register_their_listeners_and_recorder_registers_them_all():
     r = subprocess.run([sys.executable, "-c", SEAMS], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
