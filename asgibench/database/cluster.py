@@ -25,12 +25,12 @@ from asgibench.database.common import (
     first_line,
     free_port,
     send_signal,
-    wait_for,
 )
 from asgibench.database.folder import ClusterFolder
 from asgibench.database.lock import process_start
 from asgibench.errors import RunError
 from asgibench.files import last_line, write_json_atomic
+from asgibench.procs import wait_until
 
 READY_TIMEOUT_S = 30.0  # a running server that does not accept connections within this is reported
 LEFTOVER_TIMEOUT_S = 10.0  # backends of a killed postmaster exit by themselves within this
@@ -105,7 +105,7 @@ class EmbeddedCluster(ClusterFolder):
             self.init()
         pf = self.pidfile()
         if pf and self._is_postgres(pf["pid"]) and pf["status"] == "stopping":
-            wait_for(lambda: not self._is_postgres(pf["pid"]), 60)
+            wait_until(lambda: not self._is_postgres(pf["pid"]), 60)
             pf = self.pidfile()
         if pf and self._is_postgres(pf["pid"]):
             detail = self.damage(check_version=False)
@@ -194,11 +194,11 @@ class EmbeddedCluster(ClusterFolder):
     def _await_leftovers(self) -> None:
         """Backends of a killed postmaster exit by themselves (they notice its death); a new server cannot
         start while they hold its shared memory. Wait, then ask them to quit, then give up naming them."""
-        if wait_for(lambda: not self.processes(), LEFTOVER_TIMEOUT_S):
+        if wait_until(lambda: not self.processes(), LEFTOVER_TIMEOUT_S):
             return
         for pid in self.processes():
             send_signal(pid, signal.SIGQUIT)
-        if not wait_for(lambda: not self.processes(), 5):
+        if not wait_until(lambda: not self.processes(), 5):
             pids = ", ".join(map(str, sorted(self.processes())))
             raise RunError(f"PostgreSQL processes {pids} still work in {self.data} without their server; "
                            "stop them, then retry")
@@ -222,7 +222,7 @@ class EmbeddedCluster(ClusterFolder):
             for sig, wait_s in ((gentle, 30), (signal.SIGQUIT, 10), (signal.SIGKILL, 5)):
                 for pid in pms:
                     send_signal(pid, sig)
-                if wait_for(lambda: not self.postmasters(), wait_s):
+                if wait_until(lambda: not self.postmasters(), wait_s):
                     break
             if self.postmasters():
                 raise RunError(f"the embedded PostgreSQL (postmaster pid {self.postmasters()[0]}) does not stop")

@@ -22,10 +22,10 @@ from asgibench.database.common import (
     still_answering,
     url_for,
     users_text,
-    wait_for,
 )
 from asgibench.database.lock import process_start
 from asgibench.errors import RunError
+from asgibench.procs import wait_until
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Database:
             if still_answering(e):
                 return None
             # A dying server closes its sockets before /proc shows it gone: give the precise reason if it comes.
-            if self.embedded and wait_for(lambda: self.server_gone() is not None, 1.0, 0.05):
+            if self.embedded and wait_until(lambda: self.server_gone() is not None, 1.0, 0.05):
                 return self.server_gone()
             return f"database unreachable at {redact(self.url)}: {first_line(e)}"
         return None
