@@ -70,3 +70,11 @@ def interrupt(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def kill_all(procs: list, timeout: float) -> None:
+    """Fixture teardown: SIGKILL whichever of the test's own subprocesses is still running, then reap each."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout)

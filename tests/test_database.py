@@ -17,6 +17,7 @@ from asgibench import ROOT, database
 from asgibench.database import lock
 from asgibench.errors import RunError
 from asgibench.procs import wait_until
+from helpers import kill_all
 
 HOLD_LOCK = r"""
 import sys, time
@@ -45,10 +46,7 @@ def lock_holder(tmp_path):
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    kill_all(procs, 5)
 
 
 def test_lock_waits_bounded_and_names_its_live_holder(tmp_path, lock_holder):

@@ -23,6 +23,7 @@ import pytest
 from asgibench import ROOT, database
 from asgibench.errors import RunError
 from asgibench.procs import wait_until
+from helpers import kill_all
 
 pytestmark = pytest.mark.e2e
 
@@ -90,10 +91,7 @@ def users(pg_base):
         return proc
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    kill_all(started, 10)
 
 
 def finished(proc: subprocess.Popen, timeout: float = 30) -> list[str]:

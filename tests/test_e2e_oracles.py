@@ -222,6 +222,16 @@ def _served(hooks_log: Path) -> list[tuple[float, str, str, str]]:
     return sorted(out)
 
 
+def _server_run(tmp_path_factory, name: str, extra: list, row: str = "gunicorn-sync") -> tuple[Path, dict, list]:
+    """One bench of `row` in a results folder of its own, with the server's request log: (run folder,
+    meta, what the server served). For the runs that need no /proc sampling."""
+    root = tmp_path_factory.mktemp(f"oracles-{name}") / "results"
+    root.mkdir()
+    hooks_log = root.parent / f"served-{name}.log"
+    run_dir, meta, _ = _bench(root, hooks_log, extra, lambda pid: {}, row=row)
+    return run_dir, meta, _served(hooks_log)
+
+
 def _master_pid(hooks_log: Path) -> list[int]:
     try:
         return [int(ln.split()[1]) for ln in hooks_log.read_text().splitlines() if ln.startswith("master ")][-1:]
@@ -391,13 +401,10 @@ IO_USERS, IO_S = 4, 0.5
 
 @pytest.fixture(scope="module")
 def io_run(db, tmp_path_factory):
-    root = tmp_path_factory.mktemp("oracles-io") / "results"
-    root.mkdir()
-    hooks_log = root.parent / "served-io.log"
-    run_dir, meta, _ = _bench(root, hooks_log, [
+    _, meta, served = _server_run(tmp_path_factory, "io", [
         "--workers", "2", "--scenario", "io", "--users", str(IO_USERS), "--io-seconds", f"{IO_S:g}",
-        "--duration", "6s", "--warmup", "0"], lambda pid: {})
-    return meta, _served(hooks_log)
+        "--duration", "6s", "--warmup", "0"])
+    return meta, served
 
 
 def test_io_efficiency_of_a_server_of_known_capacity(io_run):
@@ -418,13 +425,8 @@ def test_io_efficiency_of_a_server_of_known_capacity(io_run):
 
 @pytest.fixture(scope="module")
 def shape_run(db, tmp_path_factory):
-    root = tmp_path_factory.mktemp("oracles-shape") / "results"
-    root.mkdir()
-    hooks_log = root.parent / "served-shape.log"
-    run_dir, meta, _ = _bench(root, hooks_log, [
-        "--workers", "2", "--api-only", "--scenario", "readme", "--time-scale", "0.1", "--warmup", "2s"],
-        lambda pid: {})
-    return run_dir, meta, _served(hooks_log)
+    return _server_run(tmp_path_factory, "shape", [
+        "--workers", "2", "--api-only", "--scenario", "readme", "--time-scale", "0.1", "--warmup", "2s"])
 
 
 def test_separate_warmup_run_is_left_out(shape_run):
@@ -450,13 +452,9 @@ RATE = 8.0
 
 @pytest.fixture(scope="module")
 def open_run(db, tmp_path_factory):
-    root = tmp_path_factory.mktemp("oracles-open") / "results"
-    root.mkdir()
-    hooks_log = root.parent / "served-open.log"
-    run_dir, meta, _ = _bench(root, hooks_log, [
-        "--workers", "2", "--api-only", "--arrival-rate", f"{RATE:g}", "--duration", "5s", "--warmup", "0"],
-        lambda pid: {})
-    return meta, _served(hooks_log)
+    _, meta, served = _server_run(tmp_path_factory, "open", [
+        "--workers", "2", "--api-only", "--arrival-rate", f"{RATE:g}", "--duration", "5s", "--warmup", "0"])
+    return meta, served
 
 
 def _iterations(served) -> list[float]:
@@ -488,13 +486,9 @@ def test_open_model_arrivals_are_spread_over_time(open_run):
 
 @pytest.fixture(scope="module")
 def slowapi_run(db, tmp_path_factory):
-    root = tmp_path_factory.mktemp("oracles-slowapi") / "results"
-    root.mkdir()
-    hooks_log = root.parent / "served-slowapi.log"
-    run_dir, meta, _ = _bench(root, hooks_log, [
-        "--with-slowapi", "--users", "2", "--duration", "3s", "--warmup", "0"], lambda pid: {},
-        row="gunicorn-eventlet-slowapi-wsgi")
-    return meta, _served(hooks_log)
+    _, meta, served = _server_run(tmp_path_factory, "slowapi", [
+        "--with-slowapi", "--users", "2", "--duration", "3s", "--warmup", "0"], row="gunicorn-eventlet-slowapi-wsgi")
+    return meta, served
 
 
 def test_with_slowapi_runs_the_slowapi_steps_every_iteration(slowapi_run):
