@@ -36,16 +36,20 @@ def test_io_scenario_reports_concurrency_efficiency(name, db, results_dir):
     """N users each waiting S s in PostgreSQL: the run reports achieved / (N/S). Both rows serve the
     sleeps concurrently (eventlet: green psycopg2; uvicorn: a thread per request, the pool sized to the
     users), so 4 users over 4 s complete 4 x 8 sleeps and the efficiency is high; a serialising server
-    (gunicorn sync) stays at its capacity: test_e2e_oracles and test_report."""
+    (gunicorn sync) stays at its capacity: test_e2e_oracles and test_report. One second of warm-up keeps
+    the first round's connection set-up (eventlet's green psycopg2 connect, Django's first request) out of
+    the measured window, as in every real run: without it a slow CI machine measured 0.84."""
     res = cli("bench", name, "--scenario", "io", "--users", "4", "--io-seconds", "0.5", "--duration", "4s",
-              "--warmup", "0", results=results_dir, timeout=240)
+              "--warmup", "1s", results=results_dir, timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
     meta = meta_of(only_run_dir(results_dir, name))
     c = meta["summary"]["concurrency"]
     assert c["ideal_rps"] == 8.0
     s = meta["summary"]
     assert 4 * 8 - 4 <= s["requests"] <= 4 * 8 + 4, s["requests"]  # users x (duration / sleep), +- one round
-    assert 0.85 <= c["efficiency"] <= 1.05, c
+    # The 4-s window cuts each user's sleep at both ends: up to one round (4 of 32) more or fewer completions
+    # than N/S allows, so 0.875..1.125, less a little request overhead; a serialising server gets 0.25.
+    assert 0.82 <= c["efficiency"] <= 1.125, c
     assert c["efficiency"] == pytest.approx(s["requests"] / s["seconds"] / 8.0, abs=0.01)
     assert meta["summary"]["failures"] == 0
     assert "concurrency efficiency" in res.stdout
