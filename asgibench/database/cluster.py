@@ -14,8 +14,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import psycopg
-
 from asgibench.database.common import (
     DB_USER,
     RESET_HINT,
@@ -24,6 +22,7 @@ from asgibench.database.common import (
     admin_url,
     first_line,
     free_port,
+    psycopg,
     send_signal,
 )
 from asgibench.database.folder import ClusterFolder

@@ -8,12 +8,30 @@ nothing from the package (every other module may import it).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 from asgibench import ROOT
+
+
+def _lazy(name: str):
+    """`name`, imported on first attribute access: psycopg's import costs ~0.5 s, and every CLI call
+    (a refusal, `list`, `report`) imports this package without ever connecting."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+psycopg = _lazy("psycopg")  # the package's one psycopg (database modules import it from here)
 
 DB_NAME = "asgibench"
 DB_USER = "asgibench"

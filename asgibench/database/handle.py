@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-import psycopg
-
 from asgibench.database.cluster import EmbeddedCluster
 from asgibench.database.common import (
     DB_NAME,
     admin_url,
     first_line,
+    psycopg,
     redact,
     still_answering,
     url_for,

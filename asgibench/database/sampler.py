@@ -7,8 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-import psycopg
-
+from asgibench.database.common import psycopg
 from asgibench.database.handle import Database
 
 

@@ -13,10 +13,8 @@ import subprocess
 import time
 from contextlib import contextmanager
 
-import psycopg
-
 from asgibench import apps
-from asgibench.database.common import first_line, users_text
+from asgibench.database.common import first_line, psycopg, users_text
 from asgibench.database.handle import Database
 from asgibench.errors import RunError
 from asgibench.files import last_line
