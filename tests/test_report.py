@@ -112,8 +112,8 @@ def test_grouping_by_matrix_variant_scenario_flow_and_settings(tmp_path):
     assert row["status_problems"] == "interrupted: uvicorn/d"
     assert row["run_dirs"] == "uvicorn/a uvicorn/b uvicorn/c"
     # sections come in a fixed order: matrices first, the I/O scenario after the CPU one
-    assert [g.section for g in made][:2] == [("m1", "constant"), ("m2", "constant")]
-    assert made[-1].section == ("ad-hoc", "io")
+    assert [g.section for g in made][:2] == [("m1", "constant", "original"), ("m2", "constant", "original")]
+    assert made[-1].section == ("ad-hoc", "io", "io")
 
 
 def test_flow_labels():
@@ -152,16 +152,18 @@ def test_generator_bound_from_meta_or_derived(tmp_path):
 def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
     runs = [
         _trial(tmp_path, "a", _meta("raw-asgi-asyncpg", "reference", flow="api", rps=800.0)),
-        _trial(tmp_path, "b", _meta("gunicorn-sync", "wsgi", rps=250.0, failures=5)),
+        _trial(tmp_path, "b", _meta("gunicorn-sync", "wsgi", flow="api", rps=250.0, failures=5)),
         _trial(tmp_path, "c", _meta("raw-asgi-asyncpg", "reference", "io", "io", rps=7.9, efficiency=0.99)),
         _trial(tmp_path, "d", _meta("gunicorn-sync", "wsgi", "io", "io", rps=2.0, efficiency=0.25)),
         _trial(tmp_path, "e", _meta("uvicorn", "asgi", "io", "io", rps=5.0, efficiency=0.62)),
         _trial(tmp_path, "f", _meta("daphne", "asgi", "io", "io", status="server-died")),
         _trial(tmp_path, "g", _meta("raw-asgi-asyncpg-granian", "reference", flow="api", rps=1000.0)),
-        _trial(tmp_path, "h", _meta("uvicorn", "asgi", rps=1200.0)),  # faster than every reference row
+        _trial(tmp_path, "h", _meta("uvicorn", "asgi", flow="api", rps=1200.0)),  # faster than every reference row
+        _trial(tmp_path, "i", _meta("uvicorn", "asgi", flow="original", rps=300.0)),  # another flow: own table
     ]
     res = report.build([t.path for t in runs], tmp_path / "out", charts=False, calibration=tmp_path / "none.json")
-    rows = {(r["scenario"], r["variant"]): r for r in res["rows"]}
+    rows = {(r["scenario"], r["variant"], r["flow"]): r for r in res["rows"]}
+    rows.update({(sc, v): r for (sc, v, fl), r in rows.items() if fl in ("api", "io")})
     assert rows[("constant", "gunicorn-sync")]["ceiling_ratio"] == 0.25
     # against the best reference row of the same section, whichever row that is (hand-worked ratios)
     assert rows[("constant", "raw-asgi-asyncpg")]["ceiling_ratio"] == 0.8  # listed first, not the best
@@ -169,12 +171,17 @@ def test_findings_ceiling_ratio_serialising_and_failures(tmp_path):
     assert rows[("constant", "uvicorn")]["ceiling_ratio"] == 1.2
     assert rows[("io", "gunicorn-sync")]["ceiling_ratio"] == pytest.approx(2.0 / 7.9, abs=1e-4)  # io's own reference
     assert rows[("io", "uvicorn")]["ceiling_ratio"] == pytest.approx(5.0 / 7.9, abs=1e-4)
+    # the original flow has no reference row: no ratio against the API flow's ceiling (0.3 would be a lie)
+    orig = rows[("constant", "uvicorn", "original")]
+    assert orig["ceiling_ratio"] is None and orig["section"] == "ad-hoc / constant / original"
+    assert rows[("constant", "uvicorn")]["section"] == "ad-hoc / constant / api"
     md = res["report"].read_text()
     assert "Serialises I/O" in md and "gunicorn-sync (0.25)" in md
     assert "Partly concurrent" in md and "uvicorn (0.62)" in md
     assert "Concurrent (≥ 0.9" in md and "raw-asgi-asyncpg (0.99)" in md
     assert "**Failures** in gunicorn-sync: 5 of 1000 requests" in md
     assert "gunicorn-sync 0.25×" in md
+    assert "No reference row serves this flow" in md
     assert "not calibrated" in md
     assert not (tmp_path / "out" / "charts").exists()
     # every table line has as many cells as its header; a row without a completed trial is still listed
@@ -236,9 +243,9 @@ def test_every_finding_is_one_function_in_the_table(tmp_path):
     assert _functions(findings) - {"section_findings"} == {f.__name__ for f in findings.FINDINGS}
     assert len(set(findings.FINDINGS)) == len(findings.FINDINGS)
     made = groups.group_trials([
-        _trial(tmp_path, "a", _meta("gunicorn-sync", "wsgi", rps=200.0)),
-        _trial(tmp_path, "b", _meta(rps=400.0)),
-        _trial(tmp_path, "c", _meta(rps=320.0, async_api=True)),
+        _trial(tmp_path, "a", _meta("gunicorn-sync", "wsgi", flow="api", rps=200.0)),
+        _trial(tmp_path, "b", _meta(rps=400.0, flow="api")),
+        _trial(tmp_path, "c", _meta(rps=320.0, flow="api", async_api=True)),  # the async twin: same table
         _trial(tmp_path, "d", _meta("raw-asgi-asyncpg", "reference", flow="api", rps=1000.0))])
     best = groups.summarize(made, tmp_path, None)
     (section,) = groups.sections(made)
@@ -250,6 +257,8 @@ def test_every_finding_is_one_function_in_the_table(tmp_path):
     assert findings.section_findings(made, best[section]) == in_order
     assert said["async_versus_sync"] == [("- Django async views on uvicorn: 0.80× the req/s of its sync views "
                                           "(320 vs 400), p95 29.5 vs 29.5 ms.")]
+    assert said["versus_best_wsgi"] == [("- Best ASGI row vs best WSGI row, same flow: uvicorn has 2.00× the req/s "
+                                         "of gunicorn-sync, p95 29.5 vs 29.5 ms.")]
     assert said["serialises_io"] == said["concurrent"] == said["unstable_rows"] == []  # a CPU table, one trial each
     assert said["raw_ceiling"][0].startswith("- Raw ceiling: **raw-asgi-asyncpg** at 1,000 req/s")
     assert findings.section_findings(made[:0], None) == ["- No completed trial in this table."]
@@ -275,8 +284,8 @@ def test_every_chart_is_drawn_named_and_shown(tmp_path):
     assert charts.ramp_series(runs[2].path) == ([1.0, 2.0, 3.0], [2.0, 4.0, 4.0], [20.0, 30.0, 0.0])  # FLOW left out
     res = report.build([t.path for t in runs], tmp_path / "out", calibration=tmp_path / "none.json")
     assert sorted(p.name for p in res["charts"]) == [  # no chart without data: no ramp of io, no concurrency of ramps
-        "concurrency-ad-hoc-io.png", "latency-ad-hoc-io.png", "latency-ad-hoc-medium.png", "ramp-ad-hoc-medium.png",
-        "rps-ad-hoc-io.png", "rps-ad-hoc-medium.png"]
+        "concurrency-ad-hoc-io-io.png", "latency-ad-hoc-io-io.png", "latency-ad-hoc-medium-original.png",
+        "ramp-ad-hoc-medium-original.png", "rps-ad-hoc-io-io.png", "rps-ad-hoc-medium-original.png"]
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in res["charts"])
     md = res["report"].read_text()
     for kind, alt, _ in charts.CHARTS:  # report.md shows each chart with the alt text of CHARTS
@@ -286,8 +295,12 @@ def test_every_chart_is_drawn_named_and_shown(tmp_path):
 def test_default_flow_is_one_rule_for_the_registry_and_the_labels(tmp_path):
     assert all(v.default_flow == variants.default_flow_for(v.serves) for v in variants.VARIANTS)
     made = groups.group_trials([_trial(tmp_path, "a", _meta(flow="api")),  # serves admin: api is not its default
-                                _trial(tmp_path, "b", _meta("fastapi-asyncpg", "fastapi", flow="api"))])
-    assert {g.label for g in made} == {"uvicorn (api flow)", "fastapi-asyncpg"}
+                                _trial(tmp_path, "b", _meta("fastapi-asyncpg", "fastapi", flow="api")),
+                                _trial(tmp_path, "c", _meta(flow="original"))])
+    # the flow is the section's (its title names it), not a label qualifier; one table per flow
+    assert {(g.section, g.label) for g in made} == {(("ad-hoc", "constant", "api"), "uvicorn"),
+                                                    (("ad-hoc", "constant", "api"), "fastapi-asyncpg"),
+                                                    (("ad-hoc", "constant", "original"), "uvicorn")}
     assert [groups.family_order(f) for f in variants.FAMILIES + ("?",)] == list(range(len(variants.FAMILIES) + 1))
 
 
@@ -306,7 +319,7 @@ def test_report_reads_calibration_through_results(tmp_path, monkeypatch):
 def test_report_is_the_last_step_of_the_data_path():
     """The report imports only what comes before it; nothing but the CLI and the matrix imports it."""
     package = Path(report.__file__).parent
-    before = {"asgibench." + m for m in ("results", "stats", "variants", "files", "errors")}
+    before = {"asgibench." + m for m in ("results", "stats", "variants", "files", "errors", "figures")}
 
     def imported(path: Path) -> set:
         out = set()
@@ -406,7 +419,7 @@ def test_charts_are_valid_pngs(real_runs):
 
     _, out, _ = real_runs
     names = {p.name for p in (out / "charts").glob("*.png")}
-    assert {"latency-ad-hoc-io.png", "rps-ad-hoc-io.png", "concurrency-ad-hoc-io.png"} <= names
+    assert {"latency-ad-hoc-io-io.png", "rps-ad-hoc-io-io.png", "concurrency-ad-hoc-io-io.png"} <= names
     assert any(n.startswith("rps-bench-") for n in names) and any(n.startswith("latency-bench-") for n in names)
     assert not any(n.startswith(("concurrency-bench-", "ramp-")) for n in names)  # no data: no chart
     for p in (out / "charts").glob("*.png"):
