@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy
 import pytest
 
-from asgibench import report, results, stats, variants
+from asgibench import figures, report, results, stats, variants
 from asgibench.errors import UsageError
-from asgibench.report import findings, groups, trials
+from asgibench.report import columns, findings, groups, trials
 from helpers import cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -288,8 +288,9 @@ def test_every_chart_is_drawn_named_and_shown(tmp_path):
         "ramp-ad-hoc-medium-original.png", "rps-ad-hoc-io-io.png", "rps-ad-hoc-medium-original.png"]
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in res["charts"])
     md = res["report"].read_text()
-    for kind, alt, _ in charts.CHARTS:  # report.md shows each chart with the alt text of CHARTS
-        assert f"![{alt}](charts/{kind}-ad-hoc-" in md
+    alts = {kind: alt for kind, alt, _ in charts.CHARTS}
+    for p in res["charts"]:  # report.md shows each chart with the alt text of CHARTS (cost, capacity: below)
+        assert f"![{alts[p.name.split('-')[0]]}](charts/{p.name})" in md
 
 
 def test_default_flow_is_one_rule_for_the_registry_and_the_labels(tmp_path):
@@ -335,6 +336,207 @@ def test_report_is_the_last_step_of_the_data_path():
     importers = {p.relative_to(package.parent).as_posix() for p in package.parent.rglob("*.py")
                  if package not in p.parents and any(m.startswith("asgibench.report") for m in imported(p))}
     assert importers <= {"cli.py", "matrix.py"}, importers
+
+
+# -- fast: the meta.json contract's new figures (synthetic run folders) ------------------------------
+
+def _contract(meta, *, server_us=6288.0, db_us=400.0, gen_us=375.0, pss=(200.0, 230.0), rss=(300.0, 320.0),
+              shares=None, imbalanced=False, machine_share=0.2, competing=False, django="3.2.25",
+              iterations=None, capacity=None):
+    """meta.json with the keys of the contract (plan/PLAN2.md): summary.cost, .memory, .balance,
+    generator share, django, flow iterations/s, capacity."""
+    s = meta["summary"]
+    s["cost"] = {"server_us_per_request": server_us, "db_us_per_request": db_us,
+                 "generator_us_per_request": gen_us, "capacity_per_server_core": 1e6 / server_us,
+                 "rps_per_gb": s["rps"] / (pss[0] / 1024), "server_cpu_seconds": 1.0, "db_cpu_seconds": 0.1,
+                 "window_s": 4.0}
+    s["memory"] = {"server_rss_mb": {"steady": rss[0], "peak": rss[1]},
+                   "server_pss_mb": {"steady": pss[0], "peak": pss[1]}, "db_backends_peak": 7,
+                   "per_worker": [{"pid": 1, "role": "master", "pss_mb": {"steady": 20.0, "peak": 21.0}},
+                                  {"pid": 2, "role": "worker", "pss_mb": {"steady": 80.0, "peak": 90.0}},
+                                  {"pid": 3, "role": "worker", "pss_mb": {"steady": 100.0, "peak": 110.0}}]}
+    if shares:
+        s["balance"] = {"workers": len(shares), "shares": shares, "imbalance": max(shares) - min(shares),
+                        "imbalanced": imbalanced, "threshold": 0.7,
+                        "reason": "worker shares " + "/".join(f"{100 * x:.0f}" for x in shares) + "%"}
+    meta["generator"].update(machine_share=machine_share, competing=competing,
+                             competing_reason=f"generator {100 * machine_share:.0f}% of the machine" if competing
+                             else "")
+    meta["django"] = {"requested": django and django[:3], "version": django}
+    if iterations is not None:
+        s.setdefault("flow", {})["iterations_per_s"] = iterations
+    if capacity is not None:
+        meta["capacity"] = capacity
+    return meta
+
+
+def _capacity(cap, p99_at, *, slo=250.0, overload_p99=2000.0, recovery=3.0):
+    steps = [{"phase": "ladder", "offered_rps": r, "achieved_rps": r, "p99_ms": p, "ok": p <= slo}
+             for r, p in ((50.0, 20.0), (100.0, 40.0), (200.0, 900.0))]
+    steps += [{"phase": "bisect", "offered_rps": cap, "achieved_rps": cap, "p99_ms": p99_at, "ok": True},
+              {"phase": "overload", "offered_rps": 1.5 * cap, "achieved_rps": 1.1 * cap, "p99_ms": overload_p99},
+              {"phase": "recovery", "offered_rps": 50.0, "achieved_rps": 50.0, "p99_ms": 30.0}]
+    return {"slo": {"p99_ms": slo, "errors_pct": 0.1, "min_achieved_ratio": 0.97, "max_dropped_pct": 1.0,
+                    "level": "request"},
+            "steps": steps, "capacity_rps": cap,
+            "at_capacity": {"offered_rps": cap, "achieved_rps": cap, "p50_ms": 12.0, "p99_ms": p99_at,
+                            "p999_ms": 300.0, "server_us_per_request": 5000.0},
+            "overload": {"offered_rps": 1.5 * cap, "achieved_rps": 1.1 * cap, "p99_ms": overload_p99, "timeouts": 3,
+                         "errors_5xx": 2, "resets": 1, "dropped": 10, "worker_restarts": 0, "recovery_s": recovery}}
+
+
+def test_new_columns_from_the_meta_contract(tmp_path):
+    """Two trials of one row, every new key of the contract, each column checked against hand-worked
+    figures (6288 and 6414 us: median 6351, CV = 89.10 / 6351 = 1.403%)."""
+    a = _trial(tmp_path, "a", _contract(_meta("fastapi-tortoise", "fastapi", flow="api", rps=152.0, matrix=("m", 1)),
+                                        server_us=6288.0, shares=[0.94, 0.06], imbalanced=True, machine_share=0.31,
+                                        competing=True, django=None, iterations=50.0))
+    b = _trial(tmp_path, "b", _contract(_meta("fastapi-tortoise", "fastapi", flow="api", rps=234.0, matrix=("m", 2)),
+                                        server_us=6414.0, db_us=600.0, shares=[0.45, 0.55], pss=(220.0, 260.0),
+                                        rss=(310.0, 340.0), django=None, iterations=70.0))
+    res = report.build([a.path, b.path], tmp_path / "out", charts=False, calibration=tmp_path / "none.json")
+    (row,) = res["rows"]
+    assert row["server_us_per_request_median"] == 6351.0
+    assert row["server_us_per_request_cv_pct"] == pytest.approx(100 * statistics.stdev([6288, 6414]) / 6351, abs=0.01)
+    assert row["rps_cv_pct"] == pytest.approx(100 * statistics.stdev([152, 234]) / 193, abs=0.01)  # name kept
+    assert row["capacity_per_core_median"] == pytest.approx(statistics.median([1e6 / 6288, 1e6 / 6414]), abs=1e-3)
+    assert row["db_us_per_request_median"] == 500.0 and row["generator_us_per_request_median"] == 375.0
+    assert row["iterations_per_s_median"] == 60.0
+    assert row["iterations_per_s_cv_pct"] == pytest.approx(100 * statistics.stdev([50, 70]) / 60, abs=0.01)
+    assert row["server_pss_mb_median"] == 210.0 and row["server_pss_peak_mb"] == 260.0
+    assert row["server_rss_mb"] == 305.0 and row["server_rss_peak_mb"] == 340.0
+    assert row["worker_pss_mb"] == 90.0 and row["db_backends_peak"] == 7  # the master is not a worker
+    assert row["balance_shares"] == "94/6; 45/55" and row["imbalance_median"] == pytest.approx(0.49)
+    assert row["imbalanced"] is True and row["generator_competing"] is True
+    assert row["generator_share_pct_max"] == 31.0
+    assert row["flags"] == "generator-competing; imbalanced"  # figures.FLAGS order
+    assert "fastapi-tortoise/a: imbalanced: worker shares 94/6%" in row["flag_reasons"]
+    assert "fastapi-tortoise/a: generator-competing: generator 31% of the machine" in row["flag_reasons"]
+    assert "fastapi-tortoise/b" not in row["flag_reasons"]  # a clean trial adds nothing
+    assert row["django"] is None and row["capacity_rps_median"] is None and row["slo"] is None
+    # every figure of figures.FIGURES has its median and CV columns (a new Figure needs no code here)
+    for f in figures.FIGURES:
+        assert columns.median_column(f.key) in groups.CSV_COLUMNS and columns.cv_column(f.key) in groups.CSV_COLUMNS
+    # the headline: capacity per core (CV ~1.4%) beats req/s (CV ~30%), and the table says so
+    assert row["headline"] == "capacity_per_core" and row["headline_median"] == row["capacity_per_core_median"]
+    assert "1.4%" in row["headline_reason"] and "req/s 30.0%" in row["headline_reason"]
+    md = res["report"].read_text()
+    assert "Headline: **req/s per server core** — " in md
+    assert "| **req/s per server core** (headline) | CV | req/s | req/s CV | iterations/s |" in md
+    assert "6,351 / 500 / 375" in md and "210 / 260" in md
+    assert "**imbalanced** (worker shares % 94/6, 45/55)" in md and "**generator-competing** (31% of the machine)" in md
+    assert "**Imbalanced workers**" in md and "**Generator-competing**" in md
+    with open(res["summary_csv"], newline="") as f:
+        (csv_row,) = list(csv.DictReader(f))
+    assert csv_row["server_us_per_request_median"] == "6351.0" and csv_row["django"] == ""
+    assert csv_row["imbalanced"] == "true" and csv_row["section"] == "m / constant / api"
+
+
+def test_two_flows_in_one_matrix_never_share_a_table_or_a_ratio(tmp_path):
+    """The matrix runs the API flow on every row and the original flow on admin rows: the original-flow
+    gunicorn-eventlet row (87 req/s) must never be divided into fastapi-tortoise's API figure."""
+    m = ("m1", 1)
+    runs = [_trial(tmp_path, "a", _contract(_meta("fastapi-tortoise", "fastapi", flow="api", rps=234.0, matrix=m),
+                                            server_us=4000.0)),
+            _trial(tmp_path, "b", _contract(_meta("gunicorn-eventlet", "wsgi", flow="api", rps=100.0, matrix=m),
+                                            server_us=10000.0)),
+            _trial(tmp_path, "c", _contract(_meta("gunicorn-eventlet", "wsgi", flow="original", rps=87.0, matrix=m),
+                                            server_us=16000.0)),
+            _trial(tmp_path, "d", _contract(_meta("uvicorn", "asgi", flow="original", rps=90.0, matrix=m))),
+            _trial(tmp_path, "e", _contract(_meta("raw-asgi-asyncpg", "reference", flow="api", rps=800.0, matrix=m)))]
+    res = report.build([t.path for t in runs], tmp_path / "out", charts=False, calibration=tmp_path / "none.json")
+    secs = {}
+    for r in res["rows"]:
+        secs.setdefault(r["section"], set()).add((r["variant"], r["flow"]))
+    assert secs == {"m1 / constant / api": {("fastapi-tortoise", "api"), ("gunicorn-eventlet", "api"),
+                                            ("raw-asgi-asyncpg", "api")},
+                    "m1 / constant / original": {("gunicorn-eventlet", "original"), ("uvicorn", "original")}}
+    orig = [r for r in res["rows"] if r["flow"] == "original"]
+    assert all(r["ceiling_ratio"] is None for r in orig)  # the reference row runs the API flow only
+    md = res["report"].read_text()
+    assert "compare with care" not in md and "different flows" not in md
+    # the headline (req/s per server core) of the same flow: 1e6/4000 over 1e6/10000, not over the original
+    # flow's 1e6/16000 (4.00x); and no req/s ratio against the original flow (234 / 87 = 2.69x) anywhere
+    assert "fastapi-tortoise has 2.50× the req/s per server core of gunicorn-eventlet" in md
+    assert "2.69" not in md and "4.00×" not in md
+    means = md.split("## What this means")[1]
+    orig_findings = means.split("### constant, original flow (m1)")[1].split("###")[0]
+    assert "fastapi-tortoise" not in orig_findings and "raw-asgi-asyncpg" not in orig_findings
+    assert "No reference row serves this flow" in orig_findings
+    # the findings refuse to compare rows of two flows even when handed them together
+    made = groups.group_trials(runs[:3])
+    groups.summarize(made, tmp_path, None)
+    mixed = findings.Section(made, made, None)
+    assert findings.versus_best_wsgi(mixed) == [] and findings.spread(mixed) == []
+
+
+def test_django_versions_are_never_averaged_together(tmp_path):
+    runs = [_trial(tmp_path, "a", _contract(_meta(rps=100.0), django="3.2.25")),
+            _trial(tmp_path, "b", _contract(_meta(rps=200.0), django="4.2.16"))]
+    made = groups.group_trials(runs)
+    assert sorted(g.label for g in made) == ["uvicorn [django=3.2.25]", "uvicorn [django=4.2.16]"]
+    groups.summarize(made, tmp_path, None)
+    assert sorted(g.row["django"] for g in made) == ["3.2.25", "4.2.16"]
+    assert all(g.row["trials"] == 1 for g in made)
+
+
+def test_headline_is_the_lowest_noise_candidate_that_every_row_has(tmp_path):
+    made_dirs = iter(range(1000))
+
+    def section(spec, scenario="constant", flow="api"):
+        ts = [_trial(tmp_path / f"s{next(made_dirs)}", f"t{i}{j}",
+                     _contract(_meta(v, "asgi", scenario, flow, rps=rps, efficiency=0.5 if flow == "io" else None),
+                               server_us=us) if us else
+                     _meta(v, "asgi", scenario, flow, rps=rps, efficiency=0.5 if flow == "io" else None))
+              for i, (v, trial_specs) in enumerate(spec) for j, (rps, us) in enumerate(trial_specs)]
+        made = groups.group_trials(ts)
+        groups.summarize(made, tmp_path, None)
+        return made
+
+    quiet_cpu = section([("x", [(100.0, 1000.0), (150.0, 1010.0)]), ("y", [(300.0, 500.0), (310.0, 505.0)])])
+    assert {g.row["headline"] for g in quiet_cpu} == {"capacity_per_core"}
+    noisy_cpu = section([("x", [(100.0, 1000.0), (101.0, 1500.0)]), ("y", [(300.0, 500.0), (301.0, 800.0)])])
+    assert {g.row["headline"] for g in noisy_cpu} == {"rps"}  # req/s was the quieter one here
+    one_lacks = section([("x", [(100.0, 1000.0), (150.0, 1010.0)]), ("y", [(300.0, None), (310.0, None)])])
+    assert {g.row["headline"] for g in one_lacks} == {"rps"}  # not a figure half the table lacks
+    single = section([("x", [(100.0, 1000.0)]), ("y", [(300.0, 250.0)])])
+    assert {g.row["headline"] for g in single} == {"capacity_per_core"} and "no CV" in single[0].row["headline_reason"]
+    # rows ordered by the headline: y (4,000 req/s per core) before x (1,000) although x... has fewer req/s anyway
+    assert [g.variant for g in single] == ["y", "x"]
+    io = section([("x", [(5.0, None), (5.0, None)])], scenario="io", flow="io")
+    assert io[0].row["headline"] == "efficiency"
+
+
+def test_capacity_section_columns_chart_and_hockey_stick(tmp_path):
+    from asgibench.report import charts
+
+    runs = [_trial(tmp_path, f"u{i}", _contract(_meta(scenario="capacity", flow="api", rps=300.0, matrix=("m", i)),
+                                               capacity=_capacity(cap, 200.0)))
+            for i, cap in ((1, 300.0), (2, 310.0), (3, 320.0))]
+    runs.append(_trial(tmp_path, "f1", _contract(_meta("fastapi-asyncpg", "fastapi", "capacity", "api", rps=900.0,
+                                                       matrix=("m", 1)), capacity=_capacity(900.0, 150.0))))
+    runs.append(_trial(tmp_path, "k1", _contract(_meta(flow="api", rps=400.0, matrix=("m", 1)))))  # constant
+    xs, ys, over = charts.capacity_curve(runs[0])
+    assert xs == [50.0, 100.0, 200.0, 300.0] and ys == [20.0, 40.0, 900.0, 200.0] and over == [(450.0, 2000.0)]
+    res = report.build([t.path for t in runs], tmp_path / "out", calibration=tmp_path / "none.json")
+    rows = {(r["scenario"], r["variant"]): r for r in res["rows"]}
+    u = rows[("capacity", "uvicorn")]
+    assert u["headline"] == "capacity_rps" and u["capacity_rps_median"] == 310.0
+    assert u["capacity_rps_cv_pct"] == pytest.approx(100 * statistics.stdev([300, 310, 320]) / 310, abs=0.01)
+    assert u["capacity_p99_ms_median"] == 200.0 and u["capacity_p50_ms"] == 12.0 and u["capacity_p999_ms"] == 300.0
+    assert u["slo"] == "p99<=250ms errors<=0.1% achieved>=97% dropped<=1% per request"
+    assert u["overload_offered_rps"] == 465.0 and u["overload_timeouts"] == 9 and u["overload_dropped"] == 30
+    assert u["overload_recovery_s"] == 3.0 and u["capacity_server_us_per_request"] == 5000.0
+    names = sorted(p.name for p in res["charts"])
+    assert "capacity-m-capacity-api.png" in names and "cost-m-constant-api.png" in names
+    assert "capacity-m-constant-api.png" not in names  # no ladder: no hockey stick
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in res["charts"])
+    md = res["report"].read_text()
+    assert "| **capacity at SLO** (headline) | CV |" in md and "9 / 6 / 3 / 30, 0, 3.00" in md
+    assert "- Capacity at the SLO (p99<=250ms" in md and "fastapi-asyncpg 900 req/s, uvicorn 310 req/s" in md
+    assert "![p99 vs offered rate, SLO and knee](charts/capacity-m-capacity-api.png)" in md
+    for table in re.findall(r"(?:^\|.*\|$\n?)+", md, flags=re.MULTILINE):
+        assert len({len(re.split(r"(?<!\\)\|", line)) for line in table.strip().splitlines()}) == 1, table
 
 
 # -- e2e: a report from real runs --------------------------------------------------------------------

@@ -93,12 +93,12 @@ def best_per_family(s: Section) -> list[str]:
 
 def versus_best_wsgi(s: Section) -> list[str]:
     tops = s.tops
-    if s.is_io or "wsgi" not in tops:
+    if s.is_io or "wsgi" not in tops or not _same_flow(s.live):
         return []
     w, h = tops["wsgi"], s.headline
     out = []
     for fam in ("asgi", "fastapi"):
-        if fam in tops and _same_flow([w, tops[fam]]) and s.value(w):
+        if fam in tops and s.value(w):
             o = tops[fam]
             out.append(f"- Best {FAMILY_TITLES[fam]} row vs best WSGI row, same flow: {o.label} has "
                        f"{s.value(o) / s.value(w):.2f}× the {h.label} of {w.label}, "
@@ -207,7 +207,7 @@ def unstable_rows(s: Section) -> list[str]:
             f"req/s only; the headline {s.headline.label} is what to compare"
         out.append(f"- **Unstable** req/s (CV > {stats.UNSTABLE_CV_PCT:.0f}%; {what}): "
                    + ", ".join(f"{g.label} (CV {g.row['rps_cv_pct']:.1f}%" + (
-                       f", shares {g.row['balance_shares']}%" if g.row.get("imbalanced") else "") + ")"
+                       f", worker shares % {g.row['balance_shares']}" if g.row.get("imbalanced") else "") + ")"
                        for g in unstable) + ".")
     return out
 
@@ -232,7 +232,7 @@ def imbalanced_rows(s: Section) -> list[str]:
         return []
     return ["- **Imbalanced workers** (one worker carried most of the server's CPU; real server behaviour with few "
             "long-lived connections, and why req/s swings while CPU per request does not): "
-            + "; ".join(f"{g.label} (shares {g.row['balance_shares']}%)" for g in flagged) + "."]
+            + "; ".join(f"{g.label} (worker shares % {g.row['balance_shares']})" for g in flagged) + "."]
 
 
 def generator_competing_rows(s: Section) -> list[str]:

@@ -77,7 +77,7 @@ def render_markdown(groups, best, chart_files, out_dir: Path, calib, trials) -> 
 
 HOW_TO_READ = (
     "How to read the tables: one table per matrix, scenario and **flow** (the API-only flow every row serves, "
-    "the original flow of Django's admin + API on the rows that serve it): rows of different flows are never "
+    "the original flow of Django's admin + API on the rows that serve it): rows of two flows are never "
     "in one table, one chart or one ratio. Each table leads with its **headline** figure, said above it with "
     "why: the lowest-noise figure that answers the table's question (e.g. req/s per server core = 1e6 / server "
     "CPU µs per request, which does not swing with how a few keep-alive connections landed on the workers, "
@@ -155,11 +155,15 @@ def flags_cell(r: dict) -> str:
         share = r["generator_share_pct_max"]
         parts.append("**generator-competing**" + (f" ({share:.0f}% of the machine)" if share is not None else ""))
     if r["imbalanced"]:
-        parts.append("**imbalanced**" + (f" (shares {r['balance_shares']}%)" if r["balance_shares"] else ""))
+        parts.append("**imbalanced**" + (f" (worker shares % {_shares(r)})" if r["balance_shares"] else ""))
     if parts:
         return "; ".join(parts)
     out = "none" + (f" (generator {r['gen_cpu_pct_max']:.0f}% CPU)" if r["gen_cpu_pct_max"] is not None else "")
-    return out + (f"; shares {r['balance_shares']}%" if r["balance_shares"] else "")
+    return out + (f"; worker shares % {_shares(r)}" if r["balance_shares"] else "")
+
+
+def _shares(r: dict) -> str:
+    return r["balance_shares"].replace("; ", ", ")
 
 
 def _columns(rows: list[Group], best) -> list[tuple[str, object]]:
