@@ -372,7 +372,7 @@ def _contract(meta, *, server_us=6288.0, db_us=400.0, gen_us=375.0, pss=(200.0, 
 
 def _capacity(cap, p99_at, *, slo=250.0, overload_p99=2000.0, recovery=3.0):
     steps = [{"phase": "ladder", "offered_rps": r, "achieved_rps": r, "p99_ms": p, "ok": p <= slo}
-             for r, p in ((50.0, 20.0), (100.0, 40.0), (200.0, 900.0))]
+             for r, p in ((cap / 4, 20.0), (cap / 2, 40.0), (cap * 0.8, 90.0), (cap * 1.25, 900.0))]
     steps += [{"phase": "bisect", "offered_rps": cap, "achieved_rps": cap, "p99_ms": p99_at, "ok": True},
               {"phase": "overload", "offered_rps": 1.5 * cap, "achieved_rps": 1.1 * cap, "p99_ms": overload_p99},
               {"phase": "recovery", "offered_rps": 50.0, "achieved_rps": 50.0, "p99_ms": 30.0}]
@@ -517,7 +517,9 @@ def test_capacity_section_columns_chart_and_hockey_stick(tmp_path):
                                                        matrix=("m", 1)), capacity=_capacity(900.0, 150.0))))
     runs.append(_trial(tmp_path, "k1", _contract(_meta(flow="api", rps=400.0, matrix=("m", 1)))))  # constant
     xs, ys, over = charts.capacity_curve(runs[0])
-    assert xs == [50.0, 100.0, 200.0, 300.0] and ys == [20.0, 40.0, 900.0, 200.0] and over == [(450.0, 2000.0)]
+    # ladder and bisection by offered rate (the bisection step between the last good and the first bad one)
+    assert xs == [75.0, 150.0, 240.0, 300.0, 375.0] and ys == [20.0, 40.0, 90.0, 200.0, 900.0]
+    assert over == [(450.0, 2000.0)]
     res = report.build([t.path for t in runs], tmp_path / "out", calibration=tmp_path / "none.json")
     rows = {(r["scenario"], r["variant"]): r for r in res["rows"]}
     u = rows[("capacity", "uvicorn")]

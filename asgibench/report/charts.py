@@ -13,6 +13,7 @@
                                     SLO's p99 as a line, each row's knee (capacity at SLO) marked
   charts/ramp-<section>.png         ramped scenarios: req/s (FLOW excluded, from the per-second totals
                                     of locust_stats_history.csv) and users over time, median trial per row
+  (rps and latency are not drawn for the capacity scenario: its latency per step is the capacity chart)
 
 A section is one matrix, scenario and flow (groups.sections): no chart holds rows of two flows.
 A new chart: one function (plt, section, rows, best) -> a figure or None (no data), one entry in
@@ -68,7 +69,7 @@ def _slug(section: tuple) -> str:
 
 
 def _title(section: tuple) -> str:
-    return f"{section[1]} — {section[0]}"
+    return f"{section[1]}, {section[2]} flow — {section[0]}"
 
 
 def _save(fig, path: Path, plt) -> Path:
@@ -118,6 +119,8 @@ def _finish(ax, bars: _Bars, xlabel: str, title: str, extra=(), families: bool =
 def rps_chart(plt, section: tuple, rows: list[Group], best: dict):
     from matplotlib.patches import Patch
 
+    if section[1] == "capacity":  # a ladder's req/s is its steps' mix: the capacity chart says what it served
+        return None
     bars = _bars(rows)
     order = bars.order
     rps = [g.row["rps_median"] for g in order]
@@ -152,6 +155,8 @@ def rps_chart(plt, section: tuple, rows: list[Group], best: dict):
 
 
 def latency_chart(plt, section: tuple, rows: list[Group], best: dict):
+    if section[1] == "capacity":  # percentiles over the whole ladder mean nothing: latency per step is below
+        return None
     bars = _bars(rows)
     order = bars.order
     lat = [(g.row["p50_ms"], g.row["p95_ms"], g.row["p99_ms"]) for g in order]

@@ -247,17 +247,19 @@ def generator_competing_rows(s: Section) -> list[str]:
 
 def cost_per_request(s: Section) -> list[str]:
     costed = [g for g in s.live if g.row.get("server_us_per_request_median") is not None]
-    if not costed or s.is_io:
+    if not costed or s.is_io or s.live[0].scenario == "capacity":  # capacity: the table has it at the knee
         return []
     cheap = min(costed, key=lambda g: g.row["server_us_per_request_median"])
     dear = max(costed, key=lambda g: g.row["server_us_per_request_median"])
     out = [f"- Server CPU per request: lowest {num(cheap.row['server_us_per_request_median'])} µs ({cheap.label}, "
-           f"{num(cheap.row['capacity_per_core_median'])} req/s per core), highest "
-           f"{num(dear.row['server_us_per_request_median'])} µs ({dear.label})."]
+           f"{num(cheap.row['capacity_per_core_median'])} req/s per core)"
+           + (f", highest {num(dear.row['server_us_per_request_median'])} µs ({dear.label})." if dear is not cheap
+              else ".")]
     gen = [g.row.get("generator_us_per_request_median") for g in costed]
-    gen = [v for v in gen if v is not None]
+    gen = sorted(v for v in gen if v is not None)
     if gen:
-        out.append(f"  - The load generator spent {num(min(gen))}–{num(max(gen))} µs of CPU per request on this flow.")
+        span = num(gen[0]) if gen[0] == gen[-1] else f"{num(gen[0])}–{num(gen[-1])}"
+        out.append(f"  - The load generator spent {span} µs of CPU per request on this flow.")
     return out
 
 
@@ -267,6 +269,8 @@ def memory(s: Section) -> list[str]:
         return []
     small = min(mem, key=lambda g: g.row["server_pss_mb_median"])
     big = max(mem, key=lambda g: g.row["server_pss_mb_median"])
+    if small is big:
+        return [f"- Server memory (PSS, steady): {num(small.row['server_pss_mb_median'])} MB ({small.label})."]
     return [f"- Server memory (PSS, steady): smallest {num(small.row['server_pss_mb_median'])} MB ({small.label}), "
             f"largest {num(big.row['server_pss_mb_median'])} MB ({big.label})."]
 

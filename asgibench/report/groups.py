@@ -312,23 +312,22 @@ def choose_headline(rows: list[Group]) -> tuple[str, str]:
     cands = [k for k in HEADLINE_CANDIDATES[kind]
              if live and all(g.row.get(median_column(k)) is not None for g in live)]
     if not cands:
-        return "rps", "req/s: no other candidate figure was measured on every row of this table"
+        return "rps", "no other candidate figure was measured on every row of this table"
     noise = {k: stats.median(g.row.get(cv_column(k)) for g in live) for k in cands}
     known = [k for k in cands if noise[k] is not None]
     pick = min(known, key=lambda k: (noise[k], cands.index(k))) if known else cands[0]
-    label = figures.BY_KEY[pick].label
     if len(cands) == 1:
         why = {"capacity": "the highest offered rate sustained within the SLO: what the scenario measures",
                "io": "how much of the waiting the row overlaps: what the I/O probe measures",
                "throughput": "the only candidate measured on every row"}[kind]
         cv = f" (median CV {noise[pick]:.1f}% over the rows)" if noise[pick] is not None else ""
-        return pick, f"{label}: {why}{cv}"
+        return pick, f"{why}{cv}"
     if not known:
-        return pick, (f"{label}: one trial per row, no CV yet; preferred because it does not depend on how "
-                      "the generator's connections landed on the workers")
+        return pick, ("one trial per row, no CV yet; preferred because it does not depend on how the "
+                      "generator's connections landed on the workers")
     others = ", ".join(f"{figures.BY_KEY[k].label} {noise[k]:.1f}%" if noise[k] is not None else
                        f"{figures.BY_KEY[k].label} no CV" for k in cands if k != pick)
-    return pick, f"{label}: the lowest-noise candidate, median CV {noise[pick]:.1f}% over the rows ({others})"
+    return pick, f"the lowest-noise candidate, median CV {noise[pick]:.1f}% over the rows ({others})"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
