@@ -4,8 +4,9 @@ charts, "What this means" (findings.py) and the runs left out.
 
 A new column of the tables: one (header, cell) entry in _columns, under the kind of table it belongs
 to (throughput, io, capacity: groups.table_kind) and only when a row of the table measured it, so a
-table stays readable (every line keeps as many cells as the header: test_report checks). A new header line: render_markdown. A new finding goes in findings.py,
-a new chart in charts.py (CHARTS gives the order and alt text charts are shown with here).
+table stays readable (every line keeps as many cells as the header: test_report checks). A new header
+line: render_markdown. A new finding goes in findings.py, a new chart in charts.py (CHARTS gives the
+order and alt text charts are shown with here).
 """
 from __future__ import annotations
 
