@@ -432,6 +432,29 @@ def test_new_columns_from_the_meta_contract(tmp_path):
     assert csv_row["imbalanced"] == "true" and csv_row["section"] == "m / constant / api"
 
 
+def test_contract_keys_that_hold_none_make_empty_cells_not_errors(tmp_path):
+    """The contract writes None where a figure was not measured: every such cell is empty, never 0."""
+    meta = _meta(flow="api")
+    meta["summary"].update(cost={k: None for k in ("server_us_per_request", "db_us_per_request",
+                                                    "generator_us_per_request", "capacity_per_server_core",
+                                                    "rps_per_gb")},
+                           memory={"server_rss_mb": None, "server_pss_mb": {"steady": None, "peak": None},
+                                   "per_worker": None, "db_backends_peak": None},
+                           balance={"workers": 2, "shares": None, "imbalance": None, "imbalanced": False},
+                           flow={"iterations_per_s": None})
+    meta.update(django={"requested": None, "version": None}, capacity=None)
+    meta["generator"].update(machine_share=None, competing=False, competing_reason=None)
+    res = report.build([_trial(tmp_path, "a", meta).path], tmp_path / "out", charts=False,
+                       calibration=tmp_path / "none.json")
+    (row,) = res["rows"]
+    for col in ("server_us_per_request_median", "capacity_per_core_median", "server_pss_mb_median", "server_rss_mb",
+                "worker_pss_mb", "db_backends_peak", "imbalance_median", "iterations_per_s_median", "django",
+                "generator_share_pct_max", "capacity_rps_median", "overload_recovery_s", "slo"):
+        assert row[col] is None, col
+    assert row["balance_shares"] == "" and row["flags"] == "" and row["headline"] == "rps"
+    assert "| CPU µs/request: server" not in res["report"].read_text()  # a column nobody measured is not shown
+
+
 def test_two_flows_in_one_matrix_never_share_a_table_or_a_ratio(tmp_path):
     """The matrix runs the API flow on every row and the original flow on admin rows: the original-flow
     gunicorn-eventlet row (87 req/s) must never be divided into fastapi-tortoise's API figure."""
