@@ -493,6 +493,28 @@ def test_two_flows_in_one_matrix_never_share_a_table_or_a_ratio(tmp_path):
     assert findings.versus_best_wsgi(mixed) == [] and findings.spread(mixed) == []
 
 
+def test_the_matrix_scenario_names_its_table_when_it_says_more_than_the_flow(tmp_path):
+    """The matrix's api / original scenarios are constant users on a flow (turning connections over);
+    its keepalive scenario is the API flow on a few long-lived connections: a table of its own."""
+    def run(name, sc, flow, reconnect):
+        meta = _meta(flow=flow, matrix=("m", 1))
+        meta["matrix"]["scenario"] = sc
+        meta["plan"]["reconnect_every"] = reconnect
+        return _trial(tmp_path, name, meta)
+
+    runs = [run("a", "api", "api", 5), run("b", "original", "original", 5), run("c", "keepalive", "api", 0),
+            run("d", "cpu", "original", 0)]
+    assert [t.scenario for t in runs] == ["constant", "constant", "keepalive", "constant"]
+    made = groups.group_trials(runs)
+    assert sorted(g.section for g in made) == [("m", "constant", "api"), ("m", "constant", "original"),
+                                               ("m", "constant", "original"), ("m", "keepalive", "api")]
+    assert len({g.label for g in made if g.section == ("m", "constant", "original")}) == 2  # kept apart
+    md = report.build([t.path for t in runs[:3]], tmp_path / "out", charts=False,
+                      calibration=tmp_path / "none.json")["report"].read_text()
+    assert "## constant, api flow — matrix `m` (constant users, each user reconnecting every 5 iterations;" in md
+    assert "## keepalive, api flow — matrix `m` (constant users, each user on one keep-alive connection" in md
+
+
 def test_django_versions_are_never_averaged_together(tmp_path):
     runs = [_trial(tmp_path, "a", _contract(_meta(rps=100.0), django="3.2.25")),
             _trial(tmp_path, "b", _contract(_meta(rps=200.0), django="4.2.16"))]

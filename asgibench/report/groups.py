@@ -30,8 +30,8 @@ from asgibench.report.trials import AD_HOC, Trial
 __all__ = ["COLUMNS", "CSV_COLUMNS", "Group", "column_docs", "group_trials", "sections", "summarize", "write_csv"]
 
 FAMILY_TITLES = {"wsgi": "WSGI", "asgi": "ASGI", "fastapi": "FastAPI", "reference": "reference"}
-SCENARIO_ORDER = ("constant", "capacity", "readme", "easy", "medium", "medium-large", "laptop-heater", "io")
-NOT_RAMPED = ("constant", "io", "capacity")
+SCENARIO_ORDER = ("constant", "keepalive", "capacity", "readme", "easy", "medium", "medium-large", "laptop-heater", "io")
+NOT_RAMPED = ("constant", "keepalive", "io", "capacity")
 FLOW_ORDER = ("api", "original", "slowapi-only", "io")
 
 __doc__ += column_docs()
@@ -93,11 +93,12 @@ def config_of(t: Trial) -> dict:
         "django": t.django_version,
         "processes": plan.get("processes", 1),
         "locust_workers": plan.get("locust_workers", 0) + plan.get("remote_workers", 0),
+        "reconnect_every": plan.get("reconnect_every", 0),  # matrix api/original turn over; keepalive does not
     }
 
 
 def group_key(t: Trial) -> tuple:
-    return (t.matrix_id, t.variant.get("name") or "?", t.plan.get("scenario") or "?", flow_label(t.plan),
+    return (t.matrix_id, t.variant.get("name") or "?", t.scenario, flow_label(t.plan),
             tuple(sorted(config_of(t).items(), key=lambda kv: kv[0])))
 
 

@@ -100,8 +100,12 @@ HOW_TO_READ = (
 def _section_title(section: tuple, rows: list[Group]) -> str:
     matrix_id, scenario, flow = section
     cfg = rows[0].config
+    turnover = {g.config.get("reconnect_every") for g in rows}
+    users_on = ("each user reconnecting every " + "/".join(sorted(map(str, turnover))) + " iterations"
+                if all(turnover) else "each user on one keep-alive connection for the whole run")
     what = {"io": f"I/O probe: each request waits {setting(cfg.get('io_seconds'))} s in PostgreSQL",
-            "constant": "constant users", "capacity": "open-model rate ladder to the SLO"}.get(scenario, "ramped users")
+            "constant": f"constant users, {users_on}", "keepalive": f"constant users, {users_on}",
+            "capacity": "open-model rate ladder to the SLO"}.get(scenario, "ramped users")
     users = sorted({g.config.get("users") for g in rows if g.config.get("users") is not None})
     secs = sorted({g.config.get("seconds") for g in rows if g.config.get("seconds") is not None})
     src = _source_name(matrix_id)

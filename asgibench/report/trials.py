@@ -48,6 +48,18 @@ class Trial:
         return str(m.get("id")) if m.get("id") else AD_HOC
 
     @property
+    def scenario(self) -> str:
+        """The scenario a report table is about: the matrix's scenario name when it says more than the
+        flow (e.g. "keepalive": the API flow on a few long-lived connections; "capacity"), else the
+        load plan's (constant, io, readme, ...; the matrix's "api" / "original" / "cpu" are constant
+        users on a flow, and the flow is part of the section already)."""
+        plan_scenario = self.plan.get("scenario") or "?"
+        named = (self.meta.get("matrix") or {}).get("scenario")
+        if named and named not in (self.plan.get("flow"), "cpu", plan_scenario):
+            return str(named)
+        return plan_scenario
+
+    @property
     def trial_no(self) -> int | None:
         return (self.meta.get("matrix") or {}).get("trial")
 
