@@ -30,7 +30,8 @@ from asgibench.report.trials import AD_HOC, Trial
 __all__ = ["COLUMNS", "CSV_COLUMNS", "Group", "column_docs", "group_trials", "sections", "summarize", "write_csv"]
 
 FAMILY_TITLES = {"wsgi": "WSGI", "asgi": "ASGI", "fastapi": "FastAPI", "reference": "reference"}
-SCENARIO_ORDER = ("constant", "keepalive", "capacity", "readme", "easy", "medium", "medium-large", "laptop-heater", "io")
+SCENARIO_ORDER = ("constant", "keepalive", "capacity", "readme", "easy", "medium", "medium-large", "laptop-heater",
+                  "io")
 NOT_RAMPED = ("constant", "keepalive", "io", "capacity")
 FLOW_ORDER = ("api", "original", "slowapi-only", "io")
 
