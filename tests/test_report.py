@@ -455,7 +455,7 @@ def test_contract_keys_that_hold_none_make_empty_cells_not_errors(tmp_path):
     assert "| CPU µs/request: server" not in res["report"].read_text()  # a column nobody measured is not shown
 
 
-def test_two_flows_in_one_matrix_never_share_a_table_or_a_ratio(tmp_path):
+def test_two_flows_in_one_matrix_never_share_a_table_or_a_ratio(tmp_path, monkeypatch):
     """The matrix runs the API flow on every row and the original flow on admin rows: the original-flow
     gunicorn-eventlet row (87 req/s) must never be divided into fastapi-tortoise's API figure."""
     m = ("m1", 1)
@@ -486,6 +486,22 @@ def test_two_flows_in_one_matrix_never_share_a_table_or_a_ratio(tmp_path):
     orig_findings = means.split("### constant, original flow (m1)")[1].split("###")[0]
     assert "fastapi-tortoise" not in orig_findings and "raw-asgi-asyncpg" not in orig_findings
     assert "No reference row serves this flow" in orig_findings
+    # every chart is drawn per table: no chart is handed rows of two flows (recorded, not drawn: fast)
+    from asgibench.report import charts
+
+    seen = []
+
+    def recorder(plt, section, rows, best):
+        seen.append((section, {r.flow for r in rows}, best.get(section)))
+
+    made = groups.group_trials(runs)
+    best = groups.summarize(made, tmp_path, None)
+    monkeypatch.setattr(charts, "CHARTS", (("probe", "probe", recorder),))
+    monkeypatch.setattr(charts, "_pyplot", lambda: None)
+    charts.make_charts(made, best, tmp_path / "charts")
+    assert sorted((sec, flows) for sec, flows, _ in seen) == [(("m1", "constant", "api"), {"api"}),
+                                                               (("m1", "constant", "original"), {"original"})]
+    assert dict((sec, b) for sec, _, b in seen)[("m1", "constant", "original")] is None  # no API-flow ceiling line
     # the findings refuse to compare rows of two flows even when handed them together
     made = groups.group_trials(runs[:3])
     groups.summarize(made, tmp_path, None)
