@@ -539,6 +539,9 @@ def test_django_versions_are_never_averaged_together(tmp_path):
     groups.summarize(made, tmp_path, None)
     assert sorted(g.row["django"] for g in made) == ["3.2.25", "4.2.16"]
     assert all(g.row["trials"] == 1 for g in made)
+    md = report.build([t.path for t in runs], tmp_path / "out", charts=False,
+                      calibration=tmp_path / "none.json")["report"].read_text()
+    assert "Django 3.2.25/4.2.16 (rows of different versions are kept apart" in md
 
 
 def test_headline_is_the_lowest_noise_candidate_that_every_row_has(tmp_path):

@@ -285,6 +285,10 @@ def _versions(trials: list[Trial]) -> str:
     py = {t.meta.get("python") for t in trials} - {None}
     if py:
         parts.append("server Python " + "/".join(sorted(py)))
+    dj = {t.django_version for t in trials} - {None}
+    if dj:
+        parts.append("Django " + "/".join(sorted(dj)) + (" (rows of different versions are kept apart: "
+                                                          "[django=...] in the label)" if len(dj) > 1 else ""))
     return ", ".join(parts)
 
 
