@@ -580,6 +580,11 @@ def test_capacity_section_columns_chart_and_hockey_stick(tmp_path):
     runs.append(_trial(tmp_path, "f1", _contract(_meta("fastapi-asyncpg", "fastapi", "capacity", "api", rps=900.0,
                                                        matrix=("m", 1)), capacity=_capacity(900.0, 150.0))))
     runs.append(_trial(tmp_path, "k1", _contract(_meta(flow="api", rps=400.0, matrix=("m", 1)))))  # constant
+    broke = _capacity(100.0, 200.0)  # the first step already broke the SLO: no capacity, no overload
+    broke.update(capacity_rps=None, at_capacity=None, overload=None, steps=broke["steps"][:1])
+    broke["steps"][0].update(p99_ms=5000.0, ok=False)
+    runs.append(_trial(tmp_path, "d1", _contract(_meta("daphne", "asgi", "capacity", "api", rps=20.0,
+                                                       matrix=("m", 1)), capacity=broke)))
     xs, ys, over = charts.capacity_curve(runs[0])
     # ladder and bisection by offered rate (the bisection step between the last good and the first bad one)
     assert xs == [75.0, 150.0, 240.0, 300.0, 375.0] and ys == [20.0, 40.0, 90.0, 200.0, 900.0]
@@ -601,6 +606,9 @@ def test_capacity_section_columns_chart_and_hockey_stick(tmp_path):
     assert "| **capacity at SLO** (headline) | CV |" in md and "9 / 6 / 3 / 30, 0, 3.00" in md
     assert "- Capacity at the SLO (p99<=250ms" in md and "fastapi-asyncpg 900 req/s, uvicorn 310 req/s" in md
     assert "![p99 vs offered rate, SLO and knee](charts/capacity-m-capacity-api.png)" in md
+    assert rows[("capacity", "daphne")]["capacity_rps_median"] is None
+    assert "| daphne | asgi | api | none: no step met the SLO |" in md
+    assert "**No step met the SLO**" in md and "ASGI: **uvicorn** 310 req/s" in md  # daphne is not "best" at 0
     for table in re.findall(r"(?:^\|.*\|$\n?)+", md, flags=re.MULTILINE):
         assert len({len(re.split(r"(?<!\\)\|", line)) for line in table.strip().splitlines()}) == 1, table
 

@@ -58,8 +58,10 @@ class Section:
 
     @property
     def tops(self) -> dict:
-        """The best row of each family by the table's headline figure."""
-        return {fam: self.best(gs) for fam, gs in self.by_family.items()}
+        """The best row of each family by the table's headline figure (rows without it left out)."""
+        col = median_column(self.headline.key)
+        ranked = {fam: [g for g in gs if g.row.get(col) is not None] for fam, gs in self.by_family.items()}
+        return {fam: self.best(gs) for fam, gs in ranked.items() if gs}
 
     @property
     def efficient(self) -> list:
@@ -84,9 +86,11 @@ def _same_flow(gs: list) -> bool:
 
 def best_per_family(s: Section) -> list[str]:
     h = s.headline
-    bests = []
-    for fam in sorted(s.by_family, key=family_order):
-        top = s.tops[fam]
+    bests, tops = [], s.tops
+    if not tops:
+        return []
+    for fam in sorted(tops, key=family_order):
+        top = tops[fam]
         bests.append(f"{FAMILY_TITLES.get(fam, fam)}: **{top.label}** {num(s.value(top))} {h.unit}".rstrip())
     return [f"- Best row per family (median {h.label}): " + "; ".join(bests) + "."]
 
@@ -123,7 +127,7 @@ def async_versus_sync(s: Section) -> list[str]:
 
 
 def spread(s: Section) -> list[str]:
-    non_ref = [g for g in s.live if g.family != "reference"]
+    non_ref = [g for g in s.live if g.family != "reference" and g.row.get(median_column(s.headline.key)) is not None]
     if not non_ref or s.is_io:
         return []
     if s.headline.better != "higher" or not _same_flow(non_ref):
@@ -277,12 +281,16 @@ def memory(s: Section) -> list[str]:
 
 def capacity_and_overload(s: Section) -> list[str]:
     rows = [g for g in s.live if g.row.get("capacity_rps_median") is not None]
-    if not rows:
+    none = [g for g in s.live if g.row.get("capacity_rps_median") is None and g.row.get("slo")]
+    if not rows and not none:
         return []
-    slo = rows[0].row.get("slo")
+    slo = (rows or none)[0].row.get("slo")
     out = [f"- Capacity at the SLO ({slo or 'as recorded'}), highest first: " + ", ".join(
         f"{g.label} {num(g.row['capacity_rps_median'])} req/s" for g in
-        sorted(rows, key=lambda g: -g.row["capacity_rps_median"])) + "."]
+        sorted(rows, key=lambda g: -g.row["capacity_rps_median"])) + "."] if rows else []
+    if none:
+        out.append("- **No step met the SLO** (not even the ladder's first, lowest rate; lower --ladder-start or "
+                   "relax --slo to find a knee): " + ", ".join(g.label for g in none) + ".")
     for g in rows:
         r = g.row
         if r.get("overload_offered_rps") is None:

@@ -313,6 +313,8 @@ def choose_headline(rows: list[Group]) -> tuple[str, str]:
     kind = table_kind(rows[0].scenario, rows[0].flow)
     cands = [k for k in HEADLINE_CANDIDATES[kind]
              if live and all(g.row.get(median_column(k)) is not None for g in live)]
+    if kind == "capacity" and any(g.row.get("slo") for g in live):
+        cands = list(HEADLINE_CANDIDATES[kind])  # a ladder none of whose steps met the SLO still answers
     if not cands:
         return "rps", "no other candidate figure was measured on every row of this table"
     noise = {k: stats.median(g.row.get(cv_column(k)) for g in live) for k in cands}

@@ -179,7 +179,12 @@ def _columns(rows: list[Group], best) -> list[tuple[str, object]]:
     head = rows[0].row["headline"]
     hl = figures.BY_KEY[head]
     hcol = median_column(head)
-    cols = [(f"**{hl.label}** (headline)", lambda r: num(r[hcol])), ("CV", lambda r: _cv(r["headline_cv_pct"]))]
+    def headline(r):
+        if r[hcol] is None and kind == "capacity" and r.get("slo"):
+            return "none: no step met the SLO"
+        return num(r[hcol])
+
+    cols = [(f"**{hl.label}** (headline)", headline), ("CV", lambda r: _cv(r["headline_cv_pct"]))]
     if kind == "capacity":
         cols += [("p50 / p99 / p99.9 ms at capacity",
                   lambda r: _slash(r["capacity_p50_ms"], r["capacity_p99_ms_median"], r["capacity_p999_ms"])),
