@@ -10,10 +10,10 @@ runs make the figures; interrupted / failed / server-died runs are listed, never
 Grouping. A *group* (one row of summary.csv, one line of the headline table) is every trial of
 (matrix id or "ad-hoc", variant, scenario, flow, load settings): the flow is the Locust user class
 plus `+async` (/async_api/) and `+slowapi` / `slowapi-only`; the load settings are peak users, run
-length, --io-seconds (io), --time-scale (ramps), workers, database connection strategy, Python, and
-Locust processes / workers — ad-hoc runs made with different settings are never mixed into one median. A
-*section* is (matrix id, scenario): one table and one set of charts; rows of different sections are
-not compared with each other.
+length, --io-seconds (io), --time-scale (ramps), workers, database connection strategy, Python, Django
+version, and Locust processes / workers — ad-hoc runs made with different settings are never mixed into
+one median. A *section* is (matrix id, scenario, flow without "+async"): one table and one set of charts;
+rows of different sections (so of different flows) are never compared with each other.
 
 Figures per group (over its completed trials):
   median req/s; CV = sample standard deviation / mean of the trials' req/s (n-1; needs >= 2

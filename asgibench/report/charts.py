@@ -5,9 +5,17 @@
                                     "raw ceiling" line
   charts/latency-<section>.png      p50 / p95 / p99 per row
   charts/concurrency-<section>.png  io scenario: efficiency per row, line at 1.0 (fully concurrent)
+  charts/cost-<section>.png         CPU microseconds per request, stacked: server / PostgreSQL / load
+                                    generator (median over trials per row), server CV printed
+  charts/capacity-<section>.png     capacity scenario: p99 vs offered rate (the "hockey stick"), one
+                                    curve per row from meta["capacity"]["steps"] of its median trial
+                                    (ladder and bisection steps; the overload step as a cross), the
+                                    SLO's p99 as a line, each row's knee (capacity at SLO) marked
   charts/ramp-<section>.png         ramped scenarios: req/s (FLOW excluded, from the per-second totals
                                     of locust_stats_history.csv) and users over time, median trial per row
+  (rps and latency are not drawn for the capacity scenario: its latency per step is the capacity chart)
 
+A section is one matrix, scenario and flow (groups.sections): no chart holds rows of two flows.
 A new chart: one function (plt, section, rows, best) -> a figure or None (no data), one entry in
 CHARTS (its file name prefix and the alt text report.md shows it with) and a line above. Bar charts
 (one bar per row, top to bottom in table order) lay out their axes with _finish, the one helper for
@@ -33,7 +41,7 @@ LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize"
 
 
 def make_charts(groups: list[Group], best: dict, charts_dir: Path) -> dict:
-    """{section: {"rps"|"latency"|"concurrency"|"ramp": Path}}; a chart with no data is not drawn."""
+    """{section: {kind of CHARTS: Path}}; a chart with no data is not drawn."""
     plt = _pyplot()
     charts_dir.mkdir(parents=True, exist_ok=True)
     out: dict = {}
@@ -61,7 +69,7 @@ def _slug(section: tuple) -> str:
 
 
 def _title(section: tuple) -> str:
-    return f"{section[1]} — {section[0]}"
+    return f"{section[1]}, {section[2]} flow — {section[0]}"
 
 
 def _save(fig, path: Path, plt) -> Path:
@@ -87,9 +95,10 @@ def _bars(rows: list[Group]) -> _Bars:
     return _Bars(order, [FAMILY_COLOURS.get(g.family, FAMILY_COLOURS["?"]) for g in order])
 
 
-def _finish(ax, bars: _Bars, xlabel: str, title: str, extra=()) -> None:
+def _finish(ax, bars: _Bars, xlabel: str, title: str, extra=(), families: bool = True) -> None:
     """The one axes layout of a bar chart: row labels, a line between families, the x label, the
-    title, the grid and the family legend (plus `extra` handles) outside on the right."""
+    title, the grid and the family legend (without it: families=False; plus `extra` handles)
+    outside on the right."""
     from matplotlib.patches import Patch
 
     order = bars.order
@@ -101,7 +110,8 @@ def _finish(ax, bars: _Bars, xlabel: str, title: str, extra=()) -> None:
     ax.set_title(title, fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     fams = [f for f in variants.FAMILIES + ("?",) if any(g.family == f for g in order)]
-    handles = [Patch(color=FAMILY_COLOURS[f], label=FAMILY_TITLES.get(f, "other")) for f in fams] + list(extra)
+    handles = [Patch(color=FAMILY_COLOURS[f], label=FAMILY_TITLES.get(f, "other")) for f in fams if families]
+    handles += list(extra)
     ax.legend(handles=handles, **LEGEND_OUTSIDE)
     ax.figure.tight_layout()
 
@@ -109,6 +119,8 @@ def _finish(ax, bars: _Bars, xlabel: str, title: str, extra=()) -> None:
 def rps_chart(plt, section: tuple, rows: list[Group], best: dict):
     from matplotlib.patches import Patch
 
+    if section[1] == "capacity":  # a ladder's req/s is its steps' mix: the capacity chart says what it served
+        return None
     bars = _bars(rows)
     order = bars.order
     rps = [g.row["rps_median"] for g in order]
@@ -143,6 +155,8 @@ def rps_chart(plt, section: tuple, rows: list[Group], best: dict):
 
 
 def latency_chart(plt, section: tuple, rows: list[Group], best: dict):
+    if section[1] == "capacity":  # percentiles over the whole ladder mean nothing: latency per step is below
+        return None
     bars = _bars(rows)
     order = bars.order
     lat = [(g.row["p50_ms"], g.row["p95_ms"], g.row["p99_ms"]) for g in order]
@@ -186,6 +200,87 @@ def concurrency_chart(plt, section: tuple, rows: list[Group], best: dict):
     ax.set_ylim(-0.6, len(order) + 0.2)
     _finish(ax, bars, "concurrency efficiency = achieved req/s ÷ (users / seconds per request)",
             f"I/O concurrency per row — {_title(section)}")
+    return fig
+
+
+COST_PARTS = (("server_us_per_request_median", "server", "#d62728"),
+              ("db_us_per_request_median", "PostgreSQL", "#9467bd"),
+              ("generator_us_per_request_median", "load generator", "#bcbd22"))
+
+
+def cost_chart(plt, section: tuple, rows: list[Group], best: dict):
+    from matplotlib.patches import Patch
+
+    bars = _bars(rows)
+    order = bars.order
+    if not any(g.row.get(col) is not None for g in order for col, _, _ in COST_PARTS):
+        return None
+    fig, ax = plt.subplots(figsize=(10, bars.height))
+    left = [0.0] * len(order)
+    for col, _, colour in COST_PARTS:
+        vals = [g.row.get(col) or 0.0 for g in order]
+        ax.barh(range(len(order)), vals, left=left, color=colour, edgecolor="black", lw=0.3)
+        left = [a + b for a, b in zip(left, vals)]
+    top = max(left) or 1.0
+    for i, g in enumerate(order):
+        parts = " / ".join(num(g.row.get(col)) for col, _, _ in COST_PARTS)
+        cv = g.row.get("server_us_per_request_cv_pct")
+        ax.text(left[i] + top * 0.01, i, parts + ("" if cv is None else f"  (server CV {cv:.1f}%)"),
+                va="center", fontsize=8)
+    ax.set_xlim(0, top * 1.7)
+    _finish(ax, bars, "CPU µs per request, median over trials (server / PostgreSQL / load generator)",
+            f"Cost per request — {_title(section)}",
+            [Patch(color=colour, label=label) for _, label, colour in COST_PARTS], families=False)
+    return fig
+
+
+CURVE_PHASES = ("ladder", "bisect")
+
+
+def capacity_curve(trial: Trial) -> tuple[list, list, list]:
+    """(offered req/s, p99 ms, overload [(offered, p99)]) of one trial's meta["capacity"]["steps"]:
+    the ladder and bisection steps sorted by offered rate; the overload step apart (it is held past
+    the knee on purpose and would hide the curve's shape)."""
+    steps = [s for s in (trial.capacity.get("steps") or []) if isinstance(s, dict)
+             and s.get("offered_rps") is not None and s.get("p99_ms") is not None]
+    curve = sorted((s for s in steps if s.get("phase") in CURVE_PHASES), key=lambda s: s["offered_rps"])
+    over = [(s["offered_rps"], s["p99_ms"]) for s in steps if s.get("phase") == "overload"]
+    return [s["offered_rps"] for s in curve], [s["p99_ms"] for s in curve], over
+
+
+def capacity_chart(plt, section: tuple, rows: list[Group], best: dict):
+    rows = [g for g in rows if any(t.capacity.get("steps") for t in g.trials)]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    cmap = plt.get_cmap("tab10")
+    slo = None
+    for i, g in enumerate(rows):
+        t = _median_trial(g, "capacity_rps")
+        xs, ys, over = capacity_curve(t)
+        colour = cmap(i % 10)
+        ls = ("-", "--", ":")[i // 10 % 3]
+        ax.plot(xs, ys, color=colour, ls=ls, marker="o", ms=3.5, lw=1.4, label=g.label)
+        for x, y in over:
+            ax.plot([x], [y], color=colour, marker="x", ms=8, mew=2)
+        cap, at = t.capacity.get("capacity_rps"), t.capacity.get("at_capacity") or {}
+        if cap is not None and at.get("p99_ms") is not None:
+            ax.plot([cap], [at["p99_ms"]], color=colour, marker="*", ms=15, mec="black", mew=0.6)
+            ax.annotate(f" {num(cap)}", (cap, at["p99_ms"]), fontsize=8, color=colour, va="bottom")
+        slo = slo or (t.capacity.get("slo") or {}).get("p99_ms")
+    handles = ax.get_legend_handles_labels()[0]
+    if slo:
+        ax.axhline(slo, color="crimson", ls="--", lw=1.2)
+        handles.append(plt.Line2D([], [], color="crimson", ls="--", label=f"SLO p99 {num(slo)} ms"))
+    handles.append(plt.Line2D([], [], color="gray", marker="*", ls="", ms=12, label="knee: capacity at SLO"))
+    handles.append(plt.Line2D([], [], color="gray", marker="x", ls="", ms=8, mew=2, label="overload step"))
+    ax.set_yscale("log")
+    ax.set_xlabel("offered rate, req/s (open model: arrivals do not wait for responses)")
+    ax.set_ylabel("p99 from the intended start, ms (log)")
+    ax.set_title(f"Latency vs offered rate — {_title(section)} (median trial per row)", fontsize=11)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(handles=handles, **LEGEND_OUTSIDE)
+    fig.tight_layout()
     return fig
 
 
@@ -275,9 +370,10 @@ def _smooth(values: list, window: int) -> list:
     return [statistics.fmean(values[max(0, i - half):i + half + 1]) for i in range(len(values))]
 
 
-def _median_trial(g: Group) -> Trial:
-    m = stats.median(t.rps for t in g.trials)
-    return min(g.trials, key=lambda t: abs((t.rps or 0) - (m or 0)))
+def _median_trial(g: Group, key: str = "rps") -> Trial:
+    """The trial whose figure `key` is nearest the group's median (the curve a chart shows)."""
+    m = stats.median(t.figure(key) for t in g.trials)
+    return min(g.trials, key=lambda t: abs((t.figure(key) or 0) - (m or 0)))
 
 
 # (file name prefix = the key of make_charts' answer, alt text in report.md, chart): in report.md's order.
@@ -285,5 +381,7 @@ CHARTS = (
     ("rps", "req/s per row", rps_chart),
     ("latency", "latency percentiles", latency_chart),
     ("concurrency", "concurrency efficiency", concurrency_chart),
+    ("cost", "CPU cost per request: server / PostgreSQL / generator", cost_chart),
+    ("capacity", "p99 vs offered rate, SLO and knee", capacity_chart),
     ("ramp", "req/s and users over time", ramp_chart),
 )

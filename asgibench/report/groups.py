@@ -1,11 +1,15 @@
 """Trials -> groups (one row of summary.csv, one line of a report table), in report order, labelled;
-the summary.csv row of a group; and summary.csv's columns as data (COLUMNS: name and meaning), from
-which both CSV_COLUMNS and the column documentation (column_docs(), appended to this docstring and to
-the package's) are made, so the documentation cannot drift from the file.
+sections (one table each: rows of one matrix id, scenario and flow, never compared across flows);
+the summary.csv row of a group; and each section's headline figure (choose_headline). summary.csv's
+columns as data live in columns.py (COLUMNS, re-exported here with CSV_COLUMNS and column_docs).
 
-A new summary.csv column: one (name, doc) entry in COLUMNS, at its place in the file, and its value in
-summarize_group (test_report checks that the two agree). A new load setting that must keep runs apart:
-config_of. A new flow qualifier: flow_label.
+Same flow only: a section is (matrix id, scenario, flow_key(flow)), where flow_key drops "+async"
+only (the async twin of a flow makes the same HTTP exchanges on /async_api/, so async_versus_sync
+compares them); every ratio, "best per family", "vs ceiling" and chart is computed within one
+section, so no figure of one flow is ever divided by a figure of another.
+
+A new load setting that must keep runs apart: config_of. A new flow qualifier: flow_label. A new
+headline candidate: HEADLINE_CANDIDATES.
 
 summary.csv columns (stable; empty cell = not applicable / not measured):
 """
@@ -13,78 +17,23 @@ from __future__ import annotations
 
 import csv
 import statistics
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import benchcontract
-from asgibench import stats, variants
+from asgibench import figures, stats, variants
+from asgibench.report import columns
+from asgibench.report.columns import COLUMNS, CSV_COLUMNS, column_docs, cv_column, median_column
 from asgibench.report.fmt import rel, setting
 from asgibench.report.trials import AD_HOC, Trial
 
+__all__ = ["COLUMNS", "CSV_COLUMNS", "Group", "column_docs", "group_trials", "sections", "summarize", "write_csv"]
+
 FAMILY_TITLES = {"wsgi": "WSGI", "asgi": "ASGI", "fastapi": "FastAPI", "reference": "reference"}
-SCENARIO_ORDER = ("constant", "readme", "easy", "medium", "medium-large", "laptop-heater", "io")
-NOT_RAMPED = ("constant", "io")
-
-# summary.csv, column by column, in file order: (name, what the cell holds).
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("section", '"<matrix id> / <scenario>": the table the row belongs to'),
-    ("matrix_id", f'matrix run id, or "{AD_HOC}" for runs made with `bench`'),
-    ("scenario", "load scenario (constant, io, readme, medium, ...)"),
-    ("row", "row label used in report.md and charts (variant + flow/settings qualifiers)"),
-    ("variant", "registry row name"),
-    ("family", " | ".join(variants.FAMILIES)),
-    ("server", "server of the row (gunicorn, uvicorn, ...), worker class after a colon"),
-    ("flow", ('original | api | io, plus "+async", "+slowapi", "slowapi-only", "+open@R/s" (open model, '
-              "--arrival-rate R)")),
-    ("users", "peak Locust users"),
-    ("seconds", "planned measured seconds per trial"),
-    ("io_seconds", "seconds each io-scenario request waits in PostgreSQL (io only)"),
-    ("workers", "server worker processes"),
-    ("db_conn", " | ".join(variants.DB_CONN_STRATEGIES)),
-    ("python", "server Python"),
-    ("trials", "completed trials used for the figures"),
-    ("excluded_trials", 'trials left out (status not "completed")'),
-    ("rps_median", "median of the trials' req/s (HTTP requests only, FLOW excluded)"),
-    ("rps_mean", "mean of the trials' req/s"),
-    ("rps_stdev", "sample standard deviation (n-1) of the trials' req/s (empty with one trial)"),
-    ("rps_min", "lowest trial req/s"),
-    ("rps_max", "highest trial req/s"),
-    ("rps_cv_pct", "100 * rps_stdev / rps_mean (empty with one trial)"),
-    ("unstable", f"true when rps_cv_pct > {stats.UNSTABLE_CV_PCT:g}"),
-    ("latency_source", "exact | locust  (which percentiles p50_ms..p99_ms are)"),
-    *((f"{p}_ms", f"median over trials of the trials' {p}, milliseconds") for p in ("p50", "p90", "p95", "p99")),
-    ("max_ms", "highest single response time over the trials"),
-    ("locust_p95_ms", "median over trials of Locust's own (bucketed) p95, for comparison"),
-    ("requests", "HTTP requests over the trials (locust.json entries other than FLOW)"),
-    ("failures", "failed requests over the trials"),
-    ("failure_pct", "100 * failures / requests"),
-    ("efficiency", "io scenario: median over trials of achieved req/s / (users / io_seconds)"),
-    ("ideal_rps", "io scenario: users / io_seconds"),
-    ("ceiling_ratio", "rps_median / rps_median of the best reference row of the same section"),
-    ("gen_cpu_pct_max", "highest load-generator CPU over the trials, % of one core"),
-    ("gen_us_per_request", "median generator CPU microseconds per request"),
-    ("generator_bound", "true when any trial was generator-bound"),
-    ("generator_bound_source", ("meta (the runner's flag) | derived (here: CPU > "
-                                f"{stats.GENERATOR_CPU_BOUND_PCT:g}% of a core per Locust process, Locust's CPU "
-                                f"warning, or req/s above {stats.GENERATOR_CEILING_FRACTION:g} x the calibrated "
-                                "ceiling)")),
-    ("generator_bound_reasons", 'why, "; "-separated'),
-    ("status_problems", 'excluded trials, "status: folder" "; "-separated'),
-    ("run_dirs", 'the trials\' run folders, relative to the report folder, " "-separated'),
-)
-CSV_COLUMNS = tuple(name for name, _ in COLUMNS)
-
-
-def column_docs(indent: str = "  ", width: int = 104) -> str:
-    """COLUMNS as text: one column per line (wrapped), its meaning beside it."""
-    pad = max(len(name) for name in CSV_COLUMNS) + 2
-    out = []
-    for name, doc in COLUMNS:
-        out += textwrap.wrap(doc, width, initial_indent=f"{indent}{name:<{pad}}", subsequent_indent=indent + " " * pad,
-                             break_long_words=False, break_on_hyphens=False)
-    return "\n".join(out) + "\n"
-
+SCENARIO_ORDER = ("constant", "keepalive", "capacity", "readme", "easy", "medium", "medium-large", "laptop-heater",
+                  "io")
+NOT_RAMPED = ("constant", "keepalive", "io", "capacity")
+FLOW_ORDER = ("api", "original", "slowapi-only", "io")
 
 __doc__ += column_docs()
 
@@ -106,7 +55,8 @@ class Group:
 
     @property
     def section(self) -> tuple:
-        return (self.matrix_id, self.scenario)
+        """(matrix id, scenario, flow key): the table this row is in; rows of one flow only."""
+        return (self.matrix_id, self.scenario, flow_key(self.flow))
 
     @property
     def all_trials(self) -> list:
@@ -124,6 +74,11 @@ def flow_label(plan: dict) -> str:
     return flow
 
 
+def flow_key(flow: str) -> str:
+    """The flow a section holds: the flow label without "+async" (same exchanges, async views)."""
+    return "+".join(p for p in flow.split("+") if p != "async")
+
+
 def config_of(t: Trial) -> dict:
     """The load settings that make two runs comparable (part of the group key)."""
     plan, server = t.plan, t.meta.get("server") or {}
@@ -136,13 +91,15 @@ def config_of(t: Trial) -> dict:
         "workers": server.get("workers"),
         "db_conn": server.get("db_conn"),
         "python": t.meta.get("python"),
+        "django": t.django_version,
         "processes": plan.get("processes", 1),
         "locust_workers": plan.get("locust_workers", 0) + plan.get("remote_workers", 0),
+        "reconnect_every": plan.get("reconnect_every", 0),  # matrix api/original turn over; keepalive does not
     }
 
 
 def group_key(t: Trial) -> tuple:
-    return (t.matrix_id, t.variant.get("name") or "?", t.plan.get("scenario") or "?", flow_label(t.plan),
+    return (t.matrix_id, t.variant.get("name") or "?", t.scenario, flow_label(t.plan),
             tuple(sorted(config_of(t).items(), key=lambda kv: kv[0])))
 
 
@@ -174,13 +131,16 @@ def family_order(family: str) -> int:
 
 
 def section_order(section: tuple):
-    matrix_id, scenario = section
+    matrix_id, scenario, flow = section
     sc = SCENARIO_ORDER.index(scenario) if scenario in SCENARIO_ORDER else len(SCENARIO_ORDER)
-    return (matrix_id == AD_HOC, matrix_id, sc, scenario)
+    base = flow.split("+")[0]
+    fl = FLOW_ORDER.index(base) if base in FLOW_ORDER else len(FLOW_ORDER)
+    return (matrix_id == AD_HOC, matrix_id, sc, scenario, fl, flow)
 
 
 def sections(groups: list[Group]) -> dict:
-    """{(matrix id, scenario): its groups, in report order}: one table and one set of charts each."""
+    """{(matrix id, scenario, flow key): its groups, in report order}: one table and one set of charts
+    each; nothing is compared across sections."""
     out: dict = {}
     for g in groups:
         out.setdefault(g.section, []).append(g)
@@ -188,17 +148,11 @@ def sections(groups: list[Group]) -> dict:
 
 
 def _label(groups: list[Group]) -> None:
-    """Row label: the variant, its flow when it is not the row's default, then whatever load setting
-    differs between groups that would otherwise share a label in the same section."""
+    """Row label: the variant, its flow qualifiers ("+async", "slowapi-only", ...; the base flow is
+    the section's, named in its title, so it is not repeated), then whatever load setting differs
+    between groups that would otherwise share a label in the same section."""
     for g in groups:
-        t = (g.trials or g.excluded)[0]
-        default_flow = variants.default_flow_for(set(t.variant.get("serves") or ()))
-        quals = []
-        base = g.flow.split("+")[0]
-        if base == "slowapi-only":
-            quals.append("slowapi-only")
-        elif base not in (default_flow, "io"):
-            quals.append(f"{base} flow")
+        quals = ["slowapi-only"] if g.flow.split("+")[0] == "slowapi-only" else []
         quals += g.flow.split("+")[1:]
         g.label = g.variant + (f" ({', '.join(quals)})" if quals else "")
     by_label: dict[tuple, list[Group]] = {}
@@ -239,8 +193,8 @@ def summarize_group(g: Group, out_dir: Path, ceiling_rps: float | None = None) -
     server = v.get("server") or ""
     if v.get("worker"):
         server += f":{v['worker']}"
-    return {
-        "section": f"{g.matrix_id} / {g.scenario}",
+    cells = {
+        "section": " / ".join(g.section),
         "matrix_id": g.matrix_id,
         "scenario": g.scenario,
         "row": g.label,
@@ -254,8 +208,10 @@ def summarize_group(g: Group, out_dir: Path, ceiling_rps: float | None = None) -
         "workers": g.config.get("workers"),
         "db_conn": g.config.get("db_conn"),
         "python": g.config.get("python"),
+        "django": g.config.get("django"),
         "trials": len(tr),
         "excluded_trials": len(g.excluded),
+        "headline": None, "headline_median": None, "headline_cv_pct": None, "headline_reason": None,
         "rps_median": _r(stats.median(rps), 2),
         "rps_mean": _r(statistics.fmean(rps), 2) if rps else None,
         "rps_stdev": _r(statistics.stdev(rps), 2) if len(rps) > 1 else None,
@@ -279,13 +235,20 @@ def summarize_group(g: Group, out_dir: Path, ceiling_rps: float | None = None) -
         "generator_bound": any(b for b, _, _ in bounds),
         "generator_bound_source": ("meta" if all(s == "meta" for _, s, _ in bounds) else "derived") if tr else None,
         "generator_bound_reasons": "; ".join(reasons),
+        **columns.figure_cells(tr),
+        **columns.flag_cells(tr, out_dir),
+        **columns.balance_cells(tr),
+        **columns.memory_cells(tr),
+        **columns.capacity_cells(tr),
         "status_problems": "; ".join(f"{t.status}: {rel(t.path, out_dir)}" for t in g.excluded),
         "run_dirs": " ".join(rel(t.path, out_dir) for t in tr),
     }
+    if set(cells) != set(CSV_COLUMNS):  # COLUMNS is the one table: a cell without a column is a bug
+        raise AssertionError(f"summary row vs COLUMNS: {sorted(set(cells) ^ set(CSV_COLUMNS))}")
+    return {k: cells[k] for k in CSV_COLUMNS}
 
 
-def _r(v, nd):
-    return None if v is None else round(float(v), nd)
+_r = columns.r
 
 
 def ceilings(groups: list[Group]) -> dict:
@@ -299,15 +262,76 @@ def ceilings(groups: list[Group]) -> dict:
 
 
 def summarize(groups: list[Group], out_dir: Path, ceiling_rps: float | None) -> dict:
-    """Fill every group's row (ceiling_ratio against its section's best reference row); returns
-    ceilings(groups)."""
+    """Fill every group's row (ceiling_ratio against its section's best reference row, the section's
+    headline figure), and order the rows of each section by that headline within a family (in place);
+    returns ceilings(groups)."""
     for g in groups:
         g.row = summarize_group(g, out_dir, ceiling_rps)
     best = ceilings(groups)
     for g in groups:
         if g.section in best and g.row["rps_median"]:
             g.row["ceiling_ratio"] = round(g.row["rps_median"] / best[g.section][1], 4)
+    for rows in sections(groups).values():
+        key, reason = choose_headline(rows)
+        for g in rows:
+            g.row.update(headline=key, headline_median=g.row[median_column(key)],
+                         headline_cv_pct=g.row[cv_column(key)], headline_reason=reason)
+    groups.sort(key=lambda g: (section_order(g.section), family_order(g.family), _headline_order(g), g.label))
     return best
+
+
+def _headline_order(g: Group) -> float:
+    v = g.row.get("headline_median")
+    if v is None:
+        return float("inf")
+    return -v if figures.BY_KEY[g.row["headline"]].better == "higher" else v
+
+
+# -- the headline figure of a section (issue 12.6) --------------------------------------------------
+# Per kind of table, the figures that answer its question, preferred first when noise cannot decide:
+# a throughput table asks "how much does this server serve": req/s per server core (1e6 / server CPU
+# per request) says it without depending on how Locust's few connections landed on the workers, which
+# is what made req/s swing by 30% between trials; req/s stays beside it.
+HEADLINE_CANDIDATES = {
+    "capacity": ("capacity_rps",),
+    "io": ("efficiency",),
+    "throughput": ("capacity_per_core", "rps"),
+}
+
+
+def table_kind(scenario: str, flow: str) -> str:
+    """"capacity" | "io" | "throughput": which question a section answers."""
+    if scenario == "capacity":
+        return "capacity"
+    return "io" if scenario == "io" or flow == "io" else "throughput"
+
+
+def choose_headline(rows: list[Group]) -> tuple[str, str]:
+    """(figure key, why): among the section kind's candidates that every row with a completed trial
+    has, the one whose median CV over those rows is lowest (ties and no CV: the first candidate)."""
+    live = [g for g in rows if g.trials]
+    kind = table_kind(rows[0].scenario, rows[0].flow)
+    cands = [k for k in HEADLINE_CANDIDATES[kind]
+             if live and all(g.row.get(median_column(k)) is not None for g in live)]
+    if kind == "capacity" and any(g.row.get("slo") for g in live):
+        cands = list(HEADLINE_CANDIDATES[kind])  # a ladder none of whose steps met the SLO still answers
+    if not cands:
+        return "rps", "no other candidate figure was measured on every row of this table"
+    noise = {k: stats.median(g.row.get(cv_column(k)) for g in live) for k in cands}
+    known = [k for k in cands if noise[k] is not None]
+    pick = min(known, key=lambda k: (noise[k], cands.index(k))) if known else cands[0]
+    if len(cands) == 1:
+        why = {"capacity": "the highest offered rate sustained within the SLO: what the scenario measures",
+               "io": "how much of the waiting the row overlaps: what the I/O probe measures",
+               "throughput": "the only candidate measured on every row"}[kind]
+        cv = f" (median CV {noise[pick]:.1f}% over the rows)" if noise[pick] is not None else ""
+        return pick, f"{why}{cv}"
+    if not known:
+        return pick, ("one trial per row, no CV yet; preferred because it does not depend on how the "
+                      "generator's connections landed on the workers")
+    others = ", ".join(f"{figures.BY_KEY[k].label} {noise[k]:.1f}%" if noise[k] is not None else
+                       f"{figures.BY_KEY[k].label} no CV" for k in cands if k != pick)
+    return pick, f"the lowest-noise candidate, median CV {noise[pick]:.1f}% over the rows ({others})"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -1,7 +1,8 @@
 """The report's input: run folders -> Trial (one benchmark run's meta.json, as the report reads it),
 and RUN_IDS (matrix ids, folders, run names) -> run folders.
 
-A new per-trial figure read from meta.json becomes a property of Trial; a new way of naming runs on
+A new per-trial figure read from meta.json becomes a Figure in asgibench/figures.py (Trial.figure
+reads it) or, when it is not a headline figure, a property of Trial; a new way of naming runs on
 the command line goes in resolve_run_ids (and the RUN_IDS paragraph of the package docstring).
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from asgibench import stats
+from asgibench import figures, stats
 from asgibench.errors import UsageError
 
 AD_HOC = "ad-hoc"  # the "matrix id" of runs made with `bench` (no matrix, no series)
@@ -47,6 +48,18 @@ class Trial:
         return str(m.get("id")) if m.get("id") else AD_HOC
 
     @property
+    def scenario(self) -> str:
+        """The scenario a report table is about: the matrix's scenario name when it says more than the
+        flow (e.g. "keepalive": the API flow on a few long-lived connections; "capacity"), else the
+        load plan's (constant, io, readme, ...; the matrix's "api" / "original" / "cpu" are constant
+        users on a flow, and the flow is part of the section already)."""
+        plan_scenario = self.plan.get("scenario") or "?"
+        named = (self.meta.get("matrix") or {}).get("scenario")
+        if named and named not in (self.plan.get("flow"), "cpu", plan_scenario):
+            return str(named)
+        return plan_scenario
+
+    @property
     def trial_no(self) -> int | None:
         return (self.meta.get("matrix") or {}).get("trial")
 
@@ -61,6 +74,26 @@ class Trial:
     @property
     def generator(self) -> dict:
         return self.meta.get("generator") or {}
+
+    @property
+    def capacity(self) -> dict:
+        """meta["capacity"] (the capacity scenario's ladder result), {} elsewhere."""
+        return self.meta.get("capacity") or {}
+
+    @property
+    def django_version(self) -> str | None:
+        """The Django the server ran (meta["django"]["version"]); None: the row has no Django."""
+        d = self.meta.get("django")
+        return d.get("version") if isinstance(d, dict) else None
+
+    def figure(self, key: str) -> float | None:
+        """One headline figure of figures.FIGURES in this trial (None where it was not measured)."""
+        return figures.BY_KEY[key].of(self.meta)
+
+    @property
+    def flags(self) -> list[tuple[str, str]]:
+        """[(flag, reason)] by figures.flags, the one rule of what marks a trial."""
+        return figures.flags(self.meta)
 
     def bound(self, ceiling_rps: float | None) -> tuple[bool, str, list]:
         """(generator-bound?, "meta" | "derived", reasons): the runner's own flag when meta.json has
