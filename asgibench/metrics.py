@@ -156,16 +156,24 @@ def balance(summary: dict, server: measure.Tree) -> dict | None:
                                                                      "CPU s in the workers)")}
 
 
-def competing(generator: dict, cpus_busy: float | None, cpu_count: int | None = None) -> dict:
-    """generator.machine_share / competing / competing_reason: the generator's CPU over the machine's
-    (wall x CPU count) and the generator-competing rule (stats.generator_competing_reason)."""
+def competing(generator: dict, cpus_busy: float | None, cpu_count: int | None = None, generator_cpus=None,
+              server_cpus=None) -> dict:
+    """generator.machine_share (its CPU over wall x the machine's CPU count), server_cpus_busy, competing
+    and competing_reason: the generator-competing rule (stats) on the share of the CPUs it was pinned to
+    (the machine when not pinned), if the server may run on them too."""
     import os
 
     walls = [d["run"]["wall_s"] for d in generator.get("per_process") or [] if d.get("run")]
     wall = max(walls, default=0.0)
     ncpu = cpu_count or os.cpu_count() or 1
-    share = round(generator["cpu_seconds"] / (wall * ncpu), 3) if wall and generator.get("cpu_seconds") is not None \
-        else None
-    reason = stats.generator_competing_reason(share, cpus_busy)
+    cpu = generator.get("cpu_seconds")
+    share = round(cpu / (wall * ncpu), 3) if wall and cpu is not None else None
+    gen_cpus = set(generator_cpus or ())
+    if gen_cpus and len(gen_cpus) < ncpu and share is not None:
+        rule_share, where = cpu / (wall * len(gen_cpus)), f"its pinned CPU(s) {','.join(map(str, sorted(gen_cpus)))}"
+    else:
+        rule_share, where = share, "the machine's CPU"
+    overlap = not gen_cpus or not server_cpus or bool(gen_cpus & set(server_cpus))
+    reason = stats.generator_competing_reason(rule_share, cpus_busy, where, overlap)
     return {"machine_share": share, "server_cpus_busy": cpus_busy, "competing": bool(reason),
             "competing_reason": reason or None}
