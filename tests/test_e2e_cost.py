@@ -212,7 +212,7 @@ def test_a_generator_sharing_the_servers_core_is_flagged_competing(competing):
     # pinned to cpu0, the rule reads the generator's share of cpu0 (the server's only CPU)
     assert locust / wall > stats.GENERATOR_COMPETING_SHARE and cpu0 > stats.SERVER_CPUS_BUSY, (locust / wall, cpu0)
     assert gen["machine_share"] == pytest.approx(share, abs=0.02)
-    assert f"of its pinned CPU(s) 0" in gen["competing_reason"]
+    assert "of its pinned CPU(s) 0" in gen["competing_reason"]
     assert gen["server_cpus_busy"] == pytest.approx(cpu0, abs=0.05)
     assert gen["competing"] is True
     flagged = dict(figures.flags(r["meta"]))

@@ -118,7 +118,8 @@ def test_generator_share_of_the_machine_and_the_competing_rule():
     assert got["machine_share"] == 0.25 and got["competing"]
     assert got["competing_reason"] == ("generator took 25% of the machine's CPU (over 10%) while the server's CPUs "
                                        "were 97% busy")
-    assert figures.flags({"status": "completed", "generator": got}) == [("generator-competing", got["competing_reason"])]
+    flagged = figures.flags({"status": "completed", "generator": got})
+    assert flagged == [("generator-competing", got["competing_reason"])]
     assert not metrics.competing(gen, 0.5, cpu_count=2)["competing"]  # the server's CPUs had room
     assert not metrics.competing({"cpu_seconds": 0.2, "per_process": gen["per_process"]}, 1.0, 2)["competing"]
     assert metrics.competing({"cpu_seconds": None, "per_process": []}, 1.0)["machine_share"] is None
