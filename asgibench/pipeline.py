@@ -155,7 +155,7 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     # Sampled over the whole Locust run; the measured window is cut from the samples afterwards (measure).
     proc = getattr(st.server, "proc", None)  # our server's root process (none for --target)
     trees = {"server": lambda: [proc.pid] if proc is not None else [], "db": lambda: [db_pid] if db_pid else []}
-    with database.BackendSampler(st.db) as backends, Sampler(trees) as sampled:
+    with database.BackendSampler(st.db) as backends, Sampler(trees, pss={"server"}) as sampled:
         res = loadgen.run(plan, st.base_url, run_dir, health=stack_health(st.server, backends),
                           cpus=opts.cpus.get("locust"), progress=None if opts.quiet else console.Progress(),
                           on_measure_start=backends.restart)
