@@ -46,9 +46,9 @@ def print_bench(opts, done: list) -> None:
     """`bench`'s stdout: each trial's summary, then (several trials) their median and CV."""
     for run_dir, meta in done:
         print_summary(opts, run_dir, meta["summary"])
-    figures = [meta["summary"] for _, meta in done if meta["status"] == "completed"]  # a stall is no figure
-    if len(figures) > 1:
-        print_trials(figures)
+    completed = [meta["summary"] for _, meta in done if meta["status"] == "completed"]  # a stall is no figure
+    if len(completed) > 1:
+        print_trials(completed)
 
 
 def print_trials(summaries: list) -> None:
@@ -60,12 +60,13 @@ def print_trials(summaries: list) -> None:
     print(f"{len(rps)} trials: median {statistics.median(rps):.1f} req/s, CV {cv or 0.0:.1f}%"
           + (f", median p95 {statistics.median(p95):.1f} ms" if p95 else "")
           + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
-    cap = [(s.get("cost") or {}).get("capacity_per_server_core") for s in summaries]
-    cap = [x for x in cap if x is not None]
-    if len(cap) > 1:
-        cv = stats.cv_pct(cap)
-        print(f"  capacity per server core: median {statistics.median(cap):.0f} req/s, CV {cv or 0.0:.1f}%"
-              + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
+    for key, label, unit in (("server_us_per_request", "server CPU per request", "µs"),
+                             ("capacity_per_server_core", "capacity per server core", "req/s")):
+        vals = [x for x in ((s.get("cost") or {}).get(key) for s in summaries) if x is not None]
+        if len(vals) > 1:
+            cv = stats.cv_pct(vals)
+            print(f"  {label}: median {statistics.median(vals):.0f} {unit}, CV {cv or 0.0:.1f}%"
+                  + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
 
 
 def verdict_words(meta: dict) -> str:

@@ -149,3 +149,15 @@ def test_the_summary_prints_cost_memory_and_balance():
     assert "memory: server PSS 80 MB steady, 80 peak; RSS 160 MB steady" in text and "per worker PSS 30/30 MB" in text
     assert "PostgreSQL backends peak 3" in text
     assert "balance: 2 workers, worker shares 98/2%, imbalance 1.96" in text
+
+
+def test_the_trials_line_gives_median_and_cv_of_cpu_per_request_and_capacity_per_core():
+    trials = [{"rps": r, "cost": {"server_us_per_request": us, "capacity_per_server_core": 1e6 / us}}
+              for r, us in ((150.0, 6288.0), (234.0, 6414.0), (190.0, 6350.0))]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        console.print_trials(trials)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("3 trials: median 190.0 req/s, CV 22.0%") and "UNSTABLE" in lines[0]
+    assert lines[1] == "  server CPU per request: median 6350 µs, CV 1.0%"
+    assert lines[2] == "  capacity per server core: median 157 req/s, CV 1.0%"
