@@ -18,12 +18,16 @@ What one sample holds, per process of a tree (pid, role):
 and, per sample, the busy and total jiffies of the CPUs the server may run on (/proc/stat), for the
 "was the server CPU-bound" half of the generator-competing rule.
 
+The trees' CPU counters are kept in the run folder (SAMPLES_FILE, write_samples): any later reader cuts
+its own window from them (cpu_between), e.g. one step of a capacity ladder.
+
 Cost of the sampler itself (it shares the cores with the server): every INTERVAL_S a read of two
 /proc files per process of the trees and /proc/stat; every TREE_EVERY-th sample a scan of /proc to find
 new children; every PSS_EVERY-th the server's smaps_rollup. Measured: ~1% of one core.
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
@@ -31,11 +35,14 @@ import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
+from asgibench import files
+
 INTERVAL_S = 0.2
 TREE_EVERY = 5  # samples between scans of /proc for the trees' processes (new workers, backends)
 PSS_EVERY = 10  # samples between PSS readings (the server tree only: no figure needs PostgreSQL's)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+SAMPLES_FILE = "proc_samples.json"
 HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracker", "multiprocessing.forkserver")
 
 
@@ -306,3 +313,23 @@ class Sampler:
         busy = at([(t, b) for t, b, _ in self.jiffies], stop) - at([(t, b) for t, b, _ in self.jiffies], start)
         total = at([(t, n) for t, _, n in self.jiffies], stop) - at([(t, n) for t, _, n in self.jiffies], start)
         return round(busy / total, 3) if total > 0 else None
+
+
+def write_samples(path, sampler: Sampler) -> None:
+    """SAMPLES_FILE: {"version": 1, "cpu": {tree: [[epoch, cumulative cpu s], ...]}, "server_cpus": [..],
+    "cpus_jiffies": [[epoch, busy, total], ...]} (epochs to the ms, CPU to the ms)."""
+    doc = {"version": 1, "cpu": {name: [[round(t, 3), round(c, 3)] for t, c in tree.total]
+                                 for name, tree in sampler.trees.items()},
+           "server_cpus": sampler.cpus, "cpus_jiffies": [[round(t, 3), b, n] for t, b, n in sampler.jiffies]}
+    files.write_text_atomic(path, json.dumps(doc, separators=(",", ":")))
+
+
+def cpu_between(path, tree: str, start: float, stop: float) -> float | None:
+    """CPU seconds of one tree ("server", "db") between two epochs, from a run folder's SAMPLES_FILE
+    (None when the file or the tree's samples are missing)."""
+    try:
+        with open(path) as fh:
+            series = [tuple(x) for x in json.load(fh)["cpu"].get(tree) or []]
+    except (OSError, ValueError, KeyError):
+        return None
+    return max(0.0, at(series, stop) - at(series, start)) if series else None

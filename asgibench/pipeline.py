@@ -28,7 +28,7 @@ from pathlib import Path
 
 from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
 from asgibench.errors import RunError, UsageError, VerdictError
-from asgibench.measure import Sampler
+from asgibench.measure import SAMPLES_FILE, Sampler, write_samples
 from asgibench.server import ExternalServer, Server, ServerSpec
 
 DEAD_DATABASE_GRACE = 2.0  # seconds a server whose database died gets to exit on SIGTERM (else 10)
@@ -161,6 +161,7 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
                           on_measure_start=backends.restart)
     if not opts.quiet:
         console.Progress.done()
+    write_samples(run_dir / SAMPLES_FILE, sampled)
     summary = results.summarize(run_dir, results.stall_threshold(plan.io_seconds if plan.flow == "io" else 0.0))
     metrics.derive(summary, plan)
     server, db = sampled.trees["server"], (sampled.trees["db"] if db_pid else None)

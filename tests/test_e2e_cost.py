@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from asgibench import ROOT, figures, stats
+from asgibench import ROOT, figures, measure, stats
 from helpers import meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
@@ -131,7 +131,7 @@ def _bench(tmp_path_factory, name: str, row: str, word: str, extra: list):
     run_dir = only_run_dir(root, row)
     meta = meta_of(run_dir)
     w = meta["summary"]["window"]
-    return {"meta": meta, "out": out, "watch": watch, "start": w["start"], "stop": w["stop"]}
+    return {"dir": run_dir, "meta": meta, "out": out, "watch": watch, "start": w["start"], "stop": w["stop"]}
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +159,8 @@ def test_server_cpu_per_request_against_proc(imbalanced):
     assert cost["capacity_per_server_core"] == pytest.approx(1e6 / cost["server_us_per_request"], rel=0.001)
     assert cost["db_us_per_request"] > 0 and cost["db_cpu_seconds"] > 0
     assert r["meta"]["server_cpu_seconds"] == cost["server_cpu_seconds"]  # the older key, same figure
+    kept = measure.cpu_between(r["dir"] / measure.SAMPLES_FILE, "server", r["start"], r["stop"])  # for later windows
+    assert kept == pytest.approx(cost["server_cpu_seconds"], abs=0.005)
     gen = r["meta"]["generator"]
     assert cost["generator_us_per_request"] == pytest.approx(1e6 * gen["cpu_seconds"] / s["requests"], rel=0.01)
 

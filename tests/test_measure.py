@@ -37,7 +37,7 @@ time.sleep(0.6)
 """
 
 
-def test_the_tree_counts_every_cpu_second_of_its_processes_including_short_lived_ones():
+def test_the_tree_counts_every_cpu_second_of_its_processes_including_short_lived_ones(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", BURNER], stdout=subprocess.PIPE, text=True)
     try:
         with measure.Sampler({"t": lambda: [proc.pid]}, interval=0.1) as s:
@@ -60,6 +60,10 @@ def test_the_tree_counts_every_cpu_second_of_its_processes_including_short_lived
     assert mem["server_rss_mb"]["steady"] > 1 and mem["server_pss_mb"]["peak"] >= mem["server_pss_mb"]["steady"]
     assert [w["pid"] for w in mem["per_worker"]][0] == proc.pid
     assert s.cpus and 0 <= s.cpus_busy(start, stop) <= 1
+    measure.write_samples(tmp_path / measure.SAMPLES_FILE, s)  # what a later reader cuts its windows from
+    assert measure.cpu_between(tmp_path / measure.SAMPLES_FILE, "t", t0, mid) == pytest.approx(
+        tree.cpu_seconds(t0, mid), abs=0.002)
+    assert measure.cpu_between(tmp_path / "none.json", "t", t0, mid) is None
 
 
 def test_interpolation_and_steady_peak():
