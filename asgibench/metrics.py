@@ -105,7 +105,8 @@ def _per_request(seconds, requests) -> float | None:
 
 def cost(summary: dict, server: measure.Tree, db: measure.Tree | None, generator: dict, memory: dict) -> dict:
     """summary.cost: CPU per request over the measured window (server tree, PostgreSQL tree, the
-    generator's run window from generator*.json), capacity per server core, req/s per GB of server PSS."""
+    generator's run window from generator*.json), capacity per server core, req/s per GB of server PSS
+    (steady; GB = 1024 MB, the MB of summary.memory being MiB as /proc reports them)."""
     win = window_of(summary)
     n = summary.get("requests") or 0
     srv = server.cpu_seconds(*win) if win else None
