@@ -11,7 +11,7 @@ import os
 import statistics
 import sys
 
-from asgibench import results, stats, variants
+from asgibench import figures, results, stats, variants
 
 
 def say(msg: str, *, quiet: bool = False) -> None:
@@ -46,9 +46,9 @@ def print_bench(opts, done: list) -> None:
     """`bench`'s stdout: each trial's summary, then (several trials) their median and CV."""
     for run_dir, meta in done:
         print_summary(opts, run_dir, meta["summary"])
-    figures = [meta["summary"] for _, meta in done if meta["status"] == "completed"]  # a stall is no figure
-    if len(figures) > 1:
-        print_trials(figures)
+    completed = [meta["summary"] for _, meta in done if meta["status"] == "completed"]  # a stall is no figure
+    if len(completed) > 1:
+        print_trials(completed)
 
 
 def print_trials(summaries: list) -> None:
@@ -60,6 +60,13 @@ def print_trials(summaries: list) -> None:
     print(f"{len(rps)} trials: median {statistics.median(rps):.1f} req/s, CV {cv or 0.0:.1f}%"
           + (f", median p95 {statistics.median(p95):.1f} ms" if p95 else "")
           + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
+    for key, label, unit in (("server_us_per_request", "server CPU per request", "µs"),
+                             ("capacity_per_server_core", "capacity per server core", "req/s")):
+        vals = [x for x in ((s.get("cost") or {}).get(key) for s in summaries) if x is not None]
+        if len(vals) > 1:
+            cv = stats.cv_pct(vals)
+            print(f"  {label}: median {statistics.median(vals):.0f} {unit}, CV {cv or 0.0:.1f}%"
+                  + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
 
 
 def verdict_words(meta: dict) -> str:
@@ -115,11 +122,44 @@ def print_summary(opts, run_dir, summary) -> None:
         c = summary["concurrency"]
         print(f"  concurrency efficiency {c['efficiency']}  "
               f"({c['achieved_rps']:.2f} of {c['ideal_rps']:.2f} req/s possible)")
-    print(f"  generator CPU {gen.get('cpu_percent_of_one_core')}% of one core "
-          f"({gen.get('cpu_us_per_request')} µs/request)"
-          f"{'  (Locust warned: CPU above 90%)' if gen.get('cpu_warning') else ''}; "
-          f"server CPU {meta.get('server_cpu_seconds')} s; peak PostgreSQL backends {meta.get('db_peak_backends')}")
+    print(f"  generator CPU {gen.get('cpu_percent_of_one_core')}% of one core, {_pct(gen.get('machine_share'))} of "
+          f"the machine ({gen.get('cpu_us_per_request')} µs/request)"
+          f"{'  (Locust warned: CPU above 90%)' if gen.get('cpu_warning') else ''}")
+    print_cost(summary)
+    for name, reason in figures.flags(meta):
+        if name != "not-completed":
+            print(f"  {name.upper()}: {reason}")
     print(f"  results: {run_dir}")
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.0f}%" if x is not None else "n/a"
+
+
+def _n(x, fmt: str = ".0f") -> str:
+    return format(x, fmt) if x is not None else "n/a"
+
+
+def print_cost(summary: dict) -> None:
+    """Cost per request, memory and worker balance (metrics: cost, memory, balance). The headline
+    beside req/s is capacity per server core (1e6 / server CPU per request): the lowest-noise figure
+    that still means "how much traffic can a core of this server take" (metrics' docstring says why)."""
+    c, m, b = summary.get("cost") or {}, summary.get("memory") or {}, summary.get("balance")
+    if not c:
+        return
+    print(f"  cost per request: server {_n(c.get('server_us_per_request'))} µs, PostgreSQL "
+          f"{_n(c.get('db_us_per_request'))} µs, generator {_n(c.get('generator_us_per_request'))} µs CPU "
+          f"-> capacity {_n(c.get('capacity_per_server_core'))} req/s per server core (headline: lowest noise)")
+    pss, rss = m.get("server_pss_mb") or {}, m.get("server_rss_mb") or {}
+    workers = [w for w in m.get("per_worker") or [] if w["role"] == "worker"]
+    per = "/".join(_n((w["pss_mb"] or {}).get("steady")) for w in workers)
+    print(f"  memory: server PSS {_n(pss.get('steady'))} MB steady, {_n(pss.get('peak'))} peak; RSS "
+          f"{_n(rss.get('steady'))} MB steady, {_n(rss.get('peak'))} peak"
+          + (f"; per worker PSS {per} MB" if len(workers) > 1 else "")
+          + f"; {_n(c.get('rps_per_gb'))} req/s per GB; PostgreSQL backends peak {m.get('db_backends_peak')}")
+    if b:
+        print(f"  balance: {b['workers']} workers, {b['reason']}, imbalance {_n(b['imbalance'], '.2f')} "
+              f"(1 = even, flagged above {b['threshold']:g})")
 
 
 def print_checks(report) -> None:

@@ -4,6 +4,17 @@
                    whether it was the limit (stats.generator_bound_reasons, the calibrated ceiling)
   concurrency      the io scenario's headline: achieved req/s over the ideal users / sleep
   open_model       did the fixed arrival rate (--arrival-rate) hold
+  cost             CPU per request of the server tree, PostgreSQL and the generator over the measured
+                   window, capacity per server core, req/s per GB (summary.cost)
+  memory           RSS and PSS of the server and of each worker, steady and peak (summary.memory)
+  balance          each worker's share of the server's CPU, the imbalance figure (summary.balance)
+  competing        the generator's share of the machine and the generator-competing rule (generator.*)
+
+The headline (issue 12.6): req/s is what a user asks for, but on a shared machine it moves with
+whatever else runs and with how connections land on workers (CV up to 30% measured); the server's
+CPU per request moves far less (2% where req/s moved 30%) and means "what one request costs". So
+the summary prints capacity per server core (1e6 / server us per request) beside req/s: the lowest-
+noise figure that still answers "how many requests can this server take per core".
 
 A new derived figure is one function here, taking the summary, the plan or the run folder, and one
 line in the pipeline's measure step that stores it (meta.json's "summary" or "generator").
@@ -14,7 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from asgibench import loadgen, results, stats
+from asgibench import loadgen, measure, results, stats
 
 
 def generator(run_dir: Path, load: loadgen.LoadResult, plan: loadgen.LoadPlan, summary: dict) -> dict:
@@ -79,3 +90,91 @@ def derive(summary: dict, plan: loadgen.LoadPlan) -> None:
         summary["concurrency"] = concurrency(summary, plan)
     if plan.arrival_rate:
         summary["open_model"] = open_model(summary, plan)
+
+
+def window_of(summary: dict) -> tuple[float, float] | None:
+    """The measured window (epoch start, stop) of results' summary: the recorder's test start to its
+    stop (stretched to the last completion), the same window req/s is over; None without one."""
+    w = summary.get("window") or {}
+    return (w["start"], w["stop"]) if w.get("start") and w.get("stop") else None
+
+
+def _per_request(seconds, requests) -> float | None:
+    return round(1e6 * seconds / requests, 1) if seconds is not None and requests else None
+
+
+def cost(summary: dict, server: measure.Tree, db: measure.Tree | None, generator: dict, memory: dict) -> dict:
+    """summary.cost: CPU per request over the measured window (server tree, PostgreSQL tree, the
+    generator's run window from generator*.json), capacity per server core, req/s per GB of server PSS
+    (steady; GB = 1024 MB, the MB of summary.memory being MiB as /proc reports them)."""
+    win = window_of(summary)
+    n = summary.get("requests") or 0
+    srv = server.cpu_seconds(*win) if win else None
+    dbs = db.cpu_seconds(*win) if win and db is not None else None
+    srv_us = _per_request(srv, n)
+    pss = (memory.get("server_pss_mb") or {}).get("steady")
+    return {
+        "server_us_per_request": srv_us,
+        "db_us_per_request": _per_request(dbs, n),
+        "generator_us_per_request": _per_request(generator.get("cpu_seconds"), n),
+        "capacity_per_server_core": round(1e6 / srv_us, 1) if srv_us else None,
+        "rps_per_gb": round(summary.get("rps", 0) / (pss / 1024), 1) if pss and summary.get("rps") else None,
+        "server_cpu_seconds": round(srv, 3) if srv is not None else None,
+        "db_cpu_seconds": round(dbs, 3) if dbs is not None else None,
+        "window_s": round(win[1] - win[0], 3) if win else None,
+    }
+
+
+def memory(summary: dict, server: measure.Tree, db_peak_backends) -> dict:
+    """summary.memory: RSS and PSS of the server tree and per master/worker over the measured window
+    (steady = median of the samples, peak = max, MB), and the peak of PostgreSQL backends."""
+    win = window_of(summary)
+    out = server.memory(*win) if win and server.procs else {
+        "server_rss_mb": {"steady": None, "peak": None}, "server_pss_mb": {"steady": None, "peak": None},
+        "per_worker": []}
+    out["db_backends_peak"] = db_peak_backends
+    return out
+
+
+def balance(summary: dict, server: measure.Tree) -> dict | None:
+    """summary.balance of a trial with more than one worker (else None): each worker's share of the
+    workers' CPU in the window (pid order; the master's own CPU is not request work), the imbalance
+    figure and the rule (stats.IMBALANCE_MAX)."""
+    win = window_of(summary)
+    workers = sorted(p for p, r in server.roles().items() if r == "worker")
+    if not win or len(workers) < 2:
+        return None
+    used = [server.process_cpu(p, *win) for p in workers]
+    total = sum(used)
+    shares = [round(u / total, 3) if total else 0.0 for u in used]
+    figure = stats.imbalance(shares) if total else None
+    judged = total >= stats.BALANCE_MIN_CPU_S
+    bad = bool(judged and figure is not None and figure > stats.IMBALANCE_MAX)
+    words = "/".join(f"{100 * s:.0f}" for s in shares)
+    return {"workers": len(workers), "pids": workers, "shares": shares, "imbalance": figure, "imbalanced": bad,
+            "threshold": stats.IMBALANCE_MAX,
+            "reason": f"worker shares {words}%" + ("" if judged else f" (not judged: under {stats.BALANCE_MIN_CPU_S} "
+                                                                     "CPU s in the workers)")}
+
+
+def competing(generator: dict, cpus_busy: float | None, cpu_count: int | None = None, generator_cpus=None,
+              server_cpus=None) -> dict:
+    """generator.machine_share (its CPU over wall x the machine's CPU count), server_cpus_busy, competing
+    and competing_reason: the generator-competing rule (stats) on the share of the CPUs it was pinned to
+    (the machine when not pinned), if the server may run on them too."""
+    import os
+
+    walls = [d["run"]["wall_s"] for d in generator.get("per_process") or [] if d.get("run")]
+    wall = max(walls, default=0.0)
+    ncpu = cpu_count or os.cpu_count() or 1
+    cpu = generator.get("cpu_seconds")
+    share = round(cpu / (wall * ncpu), 3) if wall and cpu is not None else None
+    gen_cpus = set(generator_cpus or ())
+    if gen_cpus and len(gen_cpus) < ncpu and share is not None:
+        rule_share, where = cpu / (wall * len(gen_cpus)), f"its pinned CPU(s) {','.join(map(str, sorted(gen_cpus)))}"
+    else:
+        rule_share, where = share, "the machine's CPU"
+    overlap = not gen_cpus or not server_cpus or bool(gen_cpus & set(server_cpus))
+    reason = stats.generator_competing_reason(rule_share, cpus_busy, where, overlap)
+    return {"machine_share": share, "server_cpus_busy": cpus_busy, "competing": bool(reason),
+            "competing_reason": reason or None}

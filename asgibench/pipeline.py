@@ -28,7 +28,7 @@ from pathlib import Path
 
 from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
 from asgibench.errors import RunError, UsageError, VerdictError
-from asgibench.measure import TreeCpu
+from asgibench.measure import SAMPLES_FILE, Sampler, write_samples
 from asgibench.server import ExternalServer, Server, ServerSpec
 
 DEAD_DATABASE_GRACE = 2.0  # seconds a server whose database died gets to exit on SIGTERM (else 10)
@@ -152,23 +152,30 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     plan = _warm_up(st, opts, plan, run_dir, meta)
     console.say(f"load: {plan.scenario}, {plan.seconds:.0f}s, up to {plan.peak_users} users", quiet=opts.quiet)
     db_pid = st.db.embedded.pid() if st.db.embedded else None
-    with database.BackendSampler(st.db) as backends, TreeCpu(st.server.pids) as server_cpu, \
-            TreeCpu(lambda: [db_pid] if db_pid else []) as db_cpu:
-        def measured_from_now():
-            for meter in (server_cpu, db_cpu, backends):
-                meter.restart()
-
+    # Sampled over the whole Locust run; the measured window is cut from the samples afterwards (measure).
+    proc = getattr(st.server, "proc", None)  # our server's root process (none for --target)
+    trees = {"server": lambda: [proc.pid] if proc is not None else [], "db": lambda: [db_pid] if db_pid else []}
+    with database.BackendSampler(st.db) as backends, Sampler(trees, pss={"server"}) as sampled:
         res = loadgen.run(plan, st.base_url, run_dir, health=stack_health(st.server, backends),
                           cpus=opts.cpus.get("locust"), progress=None if opts.quiet else console.Progress(),
-                          on_measure_start=measured_from_now)
+                          on_measure_start=backends.restart)
     if not opts.quiet:
         console.Progress.done()
+    write_samples(run_dir / SAMPLES_FILE, sampled)
     summary = results.summarize(run_dir, results.stall_threshold(plan.io_seconds if plan.flow == "io" else 0.0))
     metrics.derive(summary, plan)
+    server, db = sampled.trees["server"], (sampled.trees["db"] if db_pid else None)
+    generator = metrics.generator(run_dir, res, plan, summary)
+    win = metrics.window_of(summary)
+    generator.update(metrics.competing(generator, sampled.cpus_busy(*win) if win else None,
+                                       generator_cpus=opts.cpus.get("locust"), server_cpus=sampled.cpus))
+    summary["memory"] = metrics.memory(summary, server, backends.peak)
+    summary["cost"] = metrics.cost(summary, server, db, generator, summary["memory"])
+    summary["balance"] = metrics.balance(summary, server)
     meta.update({
-        "generator": metrics.generator(run_dir, res, plan, summary),
-        "server_cpu_seconds": round(server_cpu.seconds, 3),
-        "db_cpu_seconds": round(db_cpu.seconds, 3) if db_pid else None,
+        "generator": generator,
+        "server_cpu_seconds": summary["cost"]["server_cpu_seconds"],
+        "db_cpu_seconds": summary["cost"]["db_cpu_seconds"],
         "db_peak_backends": backends.peak,
         "summary": summary,
     })

@@ -132,3 +132,20 @@ def test_generator_record(tmp_path, monkeypatch):
     assert gen["wall_seconds_incl_startup"] == 12.346 and gen["locust_exit_code"] == 0
     assert gen["bound"] and gen["bound_reasons"] == ["Locust warned: CPU usage above 90%"]
     assert gen["calibrated_ceiling_rps"] is None
+
+
+def test_cost_memory_balance_and_competing_keys_are_the_contracts():
+    """meta.json's new keys are exactly PLAN2's contract (report, compare and figures.py read them)."""
+    from asgibench import measure
+
+    tree = measure.Tree(lambda: [])
+    summary = {"requests": 10, "rps": 1.0, "window": {"start": 1.0, "stop": 11.0}}
+    mem = metrics.memory(summary, tree, 2)
+    assert list(mem) == ["server_rss_mb", "server_pss_mb", "per_worker", "db_backends_peak"]
+    assert mem["server_rss_mb"] == mem["server_pss_mb"] == {"steady": None, "peak": None}
+    assert list(metrics.cost(summary, tree, None, {"cpu_seconds": 0.1}, mem)) == [
+        "server_us_per_request", "db_us_per_request", "generator_us_per_request", "capacity_per_server_core",
+        "rps_per_gb", "server_cpu_seconds", "db_cpu_seconds", "window_s"]
+    assert metrics.balance(summary, tree) is None
+    got = metrics.competing({"cpu_seconds": 1.0, "per_process": [{"run": {"wall_s": 10.0}}]}, 0.95, cpu_count=2)
+    assert {"machine_share", "competing", "competing_reason"} <= set(got) and got["machine_share"] == 0.05
