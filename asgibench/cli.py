@@ -53,8 +53,17 @@ def cmd_verify(a) -> int:
     return 0
 
 
+def ui_options(a):
+    """`ui`'s options: constant load with the row's default users and spawn rate, pre-filled in Locust's
+    form, unless --scenario asks for a ramp (whose shape then drives the users: Locust shows the user
+    fields disabled at 0). The flow switches (--async, --with-slowapi, ...) are the form's extra options."""
+    if a.scenario is None:
+        a.scenario = loadgen.CONSTANT
+    return build_options(a)
+
+
 def cmd_ui(a) -> int:
-    pipeline.ui(build_options(a), a.ui_port, a.ui_minutes)
+    pipeline.ui(ui_options(a), a.ui_port, a.ui_minutes)
     return 0
 
 

@@ -176,3 +176,40 @@ def test_db_status_of_an_embedded_cluster_never_initialised(tmp_path):
     res = run_cli("db", "status", results=tmp_path, env={**env, "DATABASE_URL": ""})
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("embedded PostgreSQL not running (not initialised at ")
+
+
+@pytest.mark.e2e
+def test_ui_form_is_prefilled_with_the_rows_defaults_and_flow_switches(tmp_path):
+    """`ui ROW --async --with-slowapi`: Locust's web UI (the command `ui` starts, against a closed port:
+    no request is sent before Start) offers 10 users at 10/s and the flow switches as set."""
+    import json
+    import re
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    a = cli.parser().parse_args(["ui", "django-with-fastapi-mounted-asgi", "--async", "--with-slowapi"])
+    opts = cli.ui_options(a)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = loadgen.command(opts.plan, "http://127.0.0.1:9", tmp_path, headless=False, web_port=port)
+    proc = subprocess.Popen(cmd, env={**__import__("os").environ, **loadgen.locust_env()},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page, deadline = None, time.monotonic() + 30
+        while page is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert page, f"the web UI did not answer (exit {proc.poll()})"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    args = json.loads(re.search(r"templateArgs\s*=\s*(\{.*?\})\s*</script>", page, re.S).group(1))
+    assert (args["num_users"], args["spawn_rate"], args["hide_common_options"]) == (10, 10.0, None)
+    extra = {k: v["default_value"] for k, v in args["extra_options"].items()}
+    assert extra["api_prefix"] == "/async_api/" and extra["with_slowapi"] is True and extra["only_slowapi"] is False
+    assert "bare_path" not in extra  # calibration only: not a switch of the form
