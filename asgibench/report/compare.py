@@ -204,11 +204,12 @@ def _side_line(r: Row) -> str:
 
 
 def terminal_table(res: dict) -> str:
-    head = ("row", "figure", "BASE", "NEW", "NEW/BASE [95% CI]", "CV% B/N", "verdict")
-    table = [head] + [(c["row"], c["label"], num(c["base_mean"]), num(c["new_mean"]), ratio_text(c), _cv(c),
-                       c["verdict"] + (" !" if c in res["failed"] else "")) for c in res["lines"]]
+    head = ("row", "scenario", "figure", "BASE", "NEW", "NEW/BASE [95% CI]", "CV% B/N", "verdict")
+    table = [head] + [(c["row"], c["scenario"], c["label"], num(c["base_mean"]), num(c["new_mean"]), ratio_text(c),
+                       _cv(c), c["verdict"] + (" !" if c in res["failed"] else "")) for c in res["lines"]]
     widths = [max(len(str(r[i])) for r in table) for i in range(len(head))]
-    L = ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip() for r in table]
+    L = [f"changed: {ch}" for ch in sorted({c["changed"] for c in res["lines"] if c["changed"]})]
+    L += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip() for r in table]
     if res["families"]:
         L += ["", "geometric mean of NEW/BASE per family:"]
         L += [f"  {f['family']:<10} {f['label']:<26} {f['geomean_ratio']:.3f} over {f['rows']} row(s) "
