@@ -48,7 +48,7 @@ def _meta(variant, family, server, worker, app, rps, trial, *, matrix="m1", scen
                        "bound_reasons": ["generator CPU 97% of one core per process"] if bound else []},
          "django": {"requested": None, "version": django}, "summary": summary}
     if capacity:
-        m["capacity"] = {"capacity_rps": capacity, "steps": [
+        m["capacity"] = {"capacity_rps": capacity, "slo": {"p99_ms": 250.0}, "steps": [
             {"phase": "ladder", "offered_rps": r, "achieved_rps": min(r, capacity * 1.02), "p99_ms": p, "ok": ok,
              "errors_pct": 0.0, "reason": "" if ok else "p99 over the SLO"}
             for r, p, ok in ((capacity * 0.25, 8, True), (capacity * 0.5, 9, True), (capacity, 30, True),
@@ -108,7 +108,8 @@ def test_the_page_is_self_contained_and_embeds_every_summary_row(built):
     assert sync["_figs"]["rps"]["values"] == [410.0, 420.0, 430.0] and sync["_runs"][0].startswith("gunicorn-sync/")
     assert by[("m1", "constant", "gunicorn-gthread")]["_flags"][0]["flag"] == "unstable"
     assert by[("m1", "constant", "fastapi-asyncpg")]["mode"] == "async"
-    assert len(by[("m1", "capacity", "uvicorn")]["_capacity"]) == 4
+    cap = by[("m1", "capacity", "uvicorn")]
+    assert len(cap["_capacity"]) == 4 and cap["_slo_p99"] == 250
     assert data["compare"]["_folder"] == "compare/m-dj42-vs-m1"
 
 

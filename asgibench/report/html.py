@@ -83,13 +83,13 @@ def figure_data(g: Group, out_dir: Path) -> dict:
     return out
 
 
-def capacity_steps(g: Group) -> list:
-    """The ladder of the group's first trial that has one (meta["capacity"]["steps"])."""
+def capacity_steps(g: Group) -> tuple[list, float | None]:
+    """The ladder of the group's first trial that has one (meta["capacity"]["steps"]) and its SLO's p99."""
     for t in g.trials:
-        steps = (t.meta.get("capacity") or {}).get("steps")
-        if steps:
-            return [s for s in steps if isinstance(s, dict)]
-    return []
+        cap = t.meta.get("capacity") or {}
+        if cap.get("steps"):
+            return [s for s in cap["steps"] if isinstance(s, dict)], (cap.get("slo") or {}).get("p99_ms")
+    return [], None
 
 
 def _json_cell(v):
@@ -104,8 +104,9 @@ def page_data(groups: list[Group], best: dict, out_dir: Path, compare: dict | No
             if k not in CSV_COLUMNS and k not in extra:
                 extra.append(k)
         row.update({k: v for k, v in facets(g).items() if k not in g.row})
+        steps, slo_p99 = capacity_steps(g)
         row.update(_i=i, _flags=row_flags(g, out_dir), _runs=[rel(t.path, out_dir) for t in g.all_trials],
-                   _figs=figure_data(g, out_dir), _capacity=capacity_steps(g),
+                   _figs=figure_data(g, out_dir), _capacity=steps, _slo_p99=slo_p99,
                    _chart_section=f"{g.row.get('section')} · {g.flow}")
         rows.append(row)
     facet_cols = [k for k, _ in FACETS if k not in CSV_COLUMNS]
