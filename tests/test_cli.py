@@ -161,13 +161,18 @@ def test_db_help_lists_reset_and_force(tmp_path):
     assert "reset" in res.stdout and "--force" in res.stdout and "delete its data" in res.stdout
 
 
-def test_db_commands_leave_a_database_url_alone(tmp_path):
-    """stop / status / reset never touch the embedded cluster (nor the user's database) under DATABASE_URL."""
+def test_db_commands_leave_a_database_url_alone(tmp_path, monkeypatch, capsys):
+    """stop / status / reset never touch the embedded cluster (nor the user's database) under DATABASE_URL:
+    `db reset --force` as a user runs it (a process), the others through the same dispatch in this one."""
     env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing", "ASGIBENCH_PG_DIR": str(tmp_path / "pg")}
-    for action in ("stop", "status", "reset", "reset --force"):
-        res = run_cli("db", *action.split(), results=tmp_path, env=env)
-        assert res.returncode == 0, res.stderr
-        assert res.stdout == "DATABASE_URL is set: asgibench does not manage that database\n"
+    said = "DATABASE_URL is set: asgibench does not manage that database\n"
+    res = run_cli("db", "reset", "--force", results=tmp_path, env=env)
+    assert res.returncode == 0 and res.stdout == said, res.stderr
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for action in ("stop", "status", "reset"):
+        assert errors.exit_code(cli._dispatch, ["db", action]) == 0
+        assert capsys.readouterr().out == said
     assert not (tmp_path / "pg").exists()
 
 
