@@ -139,6 +139,14 @@ def test_trials_of_several_matrices_pool_and_incomplete_trials_are_left_out(tmp_
     assert line(res, "uvicorn", "rps")["base_n"] == 3 and line(res, "uvicorn", "rps")["base_mean"] == 1000
 
 
+def test_a_row_without_a_completed_trial_is_listed_not_compared(tmp_path):
+    base = runs(tmp_path, "base", [meta(status="interrupted", trial=i) for i in (1, 2)])
+    new = runs(tmp_path, "new", trio([800, 810, 790], matrix="c"))
+    res = compare.compare([str(base)], [str(new)], tmp_path)
+    assert res["lines"] == [] and [r.variant for r in res["base_only"]] == ["uvicorn"]
+    assert "uvicorn (constant, api): 0 trial(s), 2 not completed" in compare.terminal_table(res)
+
+
 def test_family_geometric_mean():
     lines = [{"family": "asgi", "figure": "rps", "ratio": r, "verdict": verdicts.SAME} for r in (0.5, 2.0, 1.0)]
     (f,) = verdicts.family_summary(lines)

@@ -285,6 +285,10 @@ def compare(base_ids, new_ids, results_root: Path, *, allow_mixed=False, figure_
     base_dirs, new_dirs = resolve_run_ids(base_ids, results_root), resolve_run_ids(new_ids, results_root)
     base, new = rows_of(base_dirs), rows_of(new_dirs)
     pairs, base_only, new_only = pair_rows(base, new, allow_mixed)
+    for b, n in [p for p in pairs if not (p[0].trials and p[1].trials)]:  # no completed trial: listed, not compared
+        pairs.remove((b, n))
+        base_only.append(b)
+        new_only.append(n)
     lines = compare_rows(pairs, figure_keys, seed)
     return {"base_ids": list(base_ids), "new_ids": list(new_ids), "base_name": _name(base_ids),
             "new_name": _name(new_ids), "base_runs": len(base_dirs), "new_runs": len(new_dirs), "seed": seed,
