@@ -34,7 +34,7 @@ BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WO
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) \
   $(if $(REQUEST_TIMEOUT),--request-timeout $(REQUEST_TIMEOUT)) $(if $(ACCEPT_FAILURES),--accept-failures) $(ARGS)
 
-.PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compose
+.PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compare compose
 
 $(CURDIR)/.tools/bin/uv:
 	$(BOOT_PYTHON) -m venv .tools
@@ -56,7 +56,7 @@ $(RUNNER_LOCK):
 setup: $(RUNNER) ## build the runner env (row envs are built on first use)
 
 help: $(RUNNER) ## this help and the variant table
-	@echo "make bench-<variant> | ui-<variant> | verify-<variant> | test | test-fast | lint | matrix | report | db-start | db-stop | db-reset"
+	@echo "make bench-<variant> | ui-<variant> | verify-<variant> | test | test-fast | lint | matrix | report | compare | db-start | db-stop | db-reset"
 	@echo
 	@$(ASGIBENCH) list
 
@@ -81,6 +81,10 @@ matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b
 
 report: $(RUNNER) ## results/report.md, summary.csv and charts from the runs (RUN_IDS=... to choose)
 	@$(ASGIBENCH) report $(RUN_IDS)
+
+compare: $(RUNNER) ## NEW vs BASE (matrix ids / run folders): ratios, 95% CIs, verdicts (FAIL_IF_WORSE=PCT: exit 1)
+	@test -n "$(BASE)" -a -n "$(NEW)" || { echo "usage: make compare BASE=<matrix id|run folder,...> NEW=<...> [FAIL_IF_WORSE=5]" >&2; exit 2; }
+	@$(ASGIBENCH) compare $(BASE) $(NEW) $(if $(FAIL_IF_WORSE),--fail-if-worse $(FAIL_IF_WORSE)) $(ARGS)
 
 compose: $(RUNNER) ## regenerate compose/compose.yaml from the registry (a test fails when they drift)
 	@$(ASGIBENCH) compose

@@ -5,6 +5,7 @@
   ui VARIANT [options]      the same stack with Locust's web UI on 127.0.0.1:8089 (Ctrl-C stops everything)
   verify VARIANT            start the row and run the contract check only
   matrix, report, calibrate every row x scenario x trials; the report from run folders; Locust's own ceiling
+  compare BASE NEW          NEW/BASE per row and figure, 95% CI, verdicts (--fail-if-worse PCT: exit 1)
   worker, compose           a Locust worker for a master elsewhere; compose/compose.yaml from the registry
   db start|stop|status|reset the embedded PostgreSQL (start leaves it running until `db stop`; reset
                             deletes its data; stop and reset refuse while a run uses it, unless --force)
@@ -28,6 +29,7 @@ import sys
 from asgibench import calibrate, compose, console, database, envs, loadgen, matrix, pipeline, procs, report, variants
 from asgibench.errors import UsageError
 from asgibench.options import Parser, add_load_args, build_options, duration, number
+from asgibench.report import compare
 from asgibench.server import loopback
 
 
@@ -51,8 +53,17 @@ def cmd_verify(a) -> int:
     return 0
 
 
+def ui_options(a):
+    """`ui`'s options: constant load with the row's default users and spawn rate, pre-filled in Locust's
+    form, unless --scenario asks for a ramp (whose shape then drives the users: Locust shows the user
+    fields disabled at 0). The flow switches (--async, --with-slowapi, ...) are the form's extra options."""
+    if a.scenario is None:
+        a.scenario = loadgen.CONSTANT
+    return build_options(a)
+
+
 def cmd_ui(a) -> int:
-    pipeline.ui(build_options(a), a.ui_port, a.ui_minutes)
+    pipeline.ui(ui_options(a), a.ui_port, a.ui_minutes)
     return 0
 
 
@@ -130,6 +141,10 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="results/report.md, summary.csv and charts from runs")
     report.add_arguments(rp)
     rp.set_defaults(fn=report.cmd_report)
+    kp = sub.add_parser("compare", help="NEW vs BASE: ratios, 95% CIs and verdicts per row and figure",
+                        description=compare.__doc__.split("\n")[0])
+    compare.add_arguments(kp)
+    kp.set_defaults(fn=compare.cmd_compare)
     wp = sub.add_parser("worker", help="a Locust worker joining a master on another machine")
     wp.add_argument("--master", required=True, help="host of the `bench ... --remote-workers N` master")
     wp.add_argument("--master-port", type=number(int), default=5557)

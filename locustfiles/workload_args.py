@@ -38,20 +38,22 @@ DEFAULTS = {
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser, **_kw):
     # parser.add_argument (not a group): only it takes Locust's extras (is_secret, include_in_web_ui)
+    # the flow switches: shown in the web UI's form (include_in_web_ui), pre-set from the command line
     parser.add_argument("--api-prefix", default=DEFAULTS["api_prefix"], env_var="LOCUST_API_PREFIX",
+                        include_in_web_ui=True,
                         help=f"prefix of the list endpoints (steps 4-5): {benchcontract.API_PREFIX} or "
-                             f"{benchcontract.ASYNC_API_PREFIX}")
+                             f"{benchcontract.ASYNC_API_PREFIX} (async views)")
     parser.add_argument("--with-slowapi", action="store_true", default=False, env_var="LOCUST_WITH_SLOWAPI",
-                        help=f"also GET {SLOWAPI_PATH} and {SLOWAPI_ORM_PATH} each iteration")
+                        include_in_web_ui=True, help=f"also GET {SLOWAPI_PATH} and {SLOWAPI_ORM_PATH} each iteration")
     parser.add_argument("--only-slowapi", action="store_true", default=False, env_var="LOCUST_ONLY_SLOWAPI",
-                        help="iterations are only the two slowapi requests")
+                        include_in_web_ui=True, help="iterations are only the two slowapi requests")
     parser.add_argument("--io-path", default=DEFAULTS["io_path"], env_var="LOCUST_IO_PATH",
                         help=f"I/O probe path (IoProbeUser), e.g. {benchcontract.IO_SLEEP_PATH}, "
                              f"{benchcontract.ASYNC_IO_SLEEP_PATH}, {benchcontract.SLOWAPI_SLEEP_PATH}")
     parser.add_argument("--io-seconds", type=float, default=DEFAULTS["io_seconds"], env_var="LOCUST_IO_SECONDS",
                         help=f"seconds each probe waits in pg_sleep (0..{benchcontract.MAX_SLEEP_SECONDS:g})")
     parser.add_argument("--bare-path", default=DEFAULTS["bare_path"], env_var="LOCUST_BARE_PATH",
-                        help="path BareGetUser requests (generator calibration)")
+                        include_in_web_ui=False, help="path BareGetUser requests (generator calibration)")
     parser.add_argument("--admin-username", default=DEFAULTS["admin_username"], env_var="LOCUST_ADMIN_USERNAME",
                         help="Django admin user of the login steps (default: benchcontract.ADMIN_USERNAME)")
     parser.add_argument("--admin-password", default=DEFAULTS["admin_password"], env_var="LOCUST_ADMIN_PASSWORD",

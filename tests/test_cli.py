@@ -161,13 +161,18 @@ def test_db_help_lists_reset_and_force(tmp_path):
     assert "reset" in res.stdout and "--force" in res.stdout and "delete its data" in res.stdout
 
 
-def test_db_commands_leave_a_database_url_alone(tmp_path):
-    """stop / status / reset never touch the embedded cluster (nor the user's database) under DATABASE_URL."""
+def test_db_commands_leave_a_database_url_alone(tmp_path, monkeypatch, capsys):
+    """stop / status / reset never touch the embedded cluster (nor the user's database) under DATABASE_URL:
+    `db reset --force` as a user runs it (a process), the others through the same dispatch in this one."""
     env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing", "ASGIBENCH_PG_DIR": str(tmp_path / "pg")}
-    for action in ("stop", "status", "reset", "reset --force"):
-        res = run_cli("db", *action.split(), results=tmp_path, env=env)
-        assert res.returncode == 0, res.stderr
-        assert res.stdout == "DATABASE_URL is set: asgibench does not manage that database\n"
+    said = "DATABASE_URL is set: asgibench does not manage that database\n"
+    res = run_cli("db", "reset", "--force", results=tmp_path, env=env)
+    assert res.returncode == 0 and res.stdout == said, res.stderr
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for action in ("stop", "status", "reset"):
+        assert errors.exit_code(cli._dispatch, ["db", action]) == 0
+        assert capsys.readouterr().out == said
     assert not (tmp_path / "pg").exists()
 
 
@@ -176,3 +181,40 @@ def test_db_status_of_an_embedded_cluster_never_initialised(tmp_path):
     res = run_cli("db", "status", results=tmp_path, env={**env, "DATABASE_URL": ""})
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("embedded PostgreSQL not running (not initialised at ")
+
+
+@pytest.mark.e2e
+def test_ui_form_is_prefilled_with_the_rows_defaults_and_flow_switches(tmp_path):
+    """`ui ROW --async --with-slowapi`: Locust's web UI (the command `ui` starts, against a closed port:
+    no request is sent before Start) offers 10 users at 10/s and the flow switches as set."""
+    import json
+    import re
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    a = cli.parser().parse_args(["ui", "django-with-fastapi-mounted-asgi", "--async", "--with-slowapi"])
+    opts = cli.ui_options(a)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = loadgen.command(opts.plan, "http://127.0.0.1:9", tmp_path, headless=False, web_port=port)
+    proc = subprocess.Popen(cmd, env={**__import__("os").environ, **loadgen.locust_env()},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page, deadline = None, time.monotonic() + 30
+        while page is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert page, f"the web UI did not answer (exit {proc.poll()})"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    args = json.loads(re.search(r"templateArgs\s*=\s*(\{.*?\})\s*</script>", page, re.S).group(1))
+    assert (args["num_users"], args["spawn_rate"], args["hide_common_options"]) == (10, 10.0, None)
+    extra = {k: v["default_value"] for k, v in args["extra_options"].items()}
+    assert extra["api_prefix"] == "/async_api/" and extra["with_slowapi"] is True and extra["only_slowapi"] is False
+    assert "bare_path" not in extra  # calibration only: not a switch of the form

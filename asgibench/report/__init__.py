@@ -1,6 +1,7 @@
-"""Report step: many run folders -> results/report.md + results/summary.csv + results/charts/*.png.
+"""Report step: many run folders -> results/report.md + results/report.html + results/summary.csv +
+results/charts/*.png.
 
-    python -m asgibench report [RUN_IDS...] [--out DIR] [--results DIR] [--no-charts]
+    python -m asgibench report [RUN_IDS...] [--out DIR] [--results DIR] [--no-charts] [--no-html]
 
 RUN_IDS: matrix run ids (meta.json "matrix"."id"), run folders (paths), folders holding run folders
 (e.g. results/uvicorn), or run-folder names (`20261125T004336Z-constant` or `uvicorn/20261125T...`)
@@ -28,6 +29,8 @@ The package, one concern per module (each module's docstring says where a new th
   markdown.py  report.md
   charts.py    the PNG charts, one function each (CHARTS), one shared axes layout
   fmt.py       how a figure, a setting and a folder link are written
+  html.py      report.html: one self-contained interactive page (report_template.html, plotly.js inlined)
+  compare.py   `asgibench compare BASE NEW` (verdicts.py: its statistics); report.html shows the newest
   __init__.py  build() (the facade: load, group, summarize, write), the `report` command
 
 summary.csv columns (stable; empty cell = not applicable / not measured), from groups.COLUMNS:
@@ -50,13 +53,16 @@ __doc__ += _groups.column_docs() + "\nCharts: see asgibench/report/charts.py.\n"
 __all__ = ["CSV_COLUMNS", "add_arguments", "build", "cmd_report", "headline_text", "main"]
 
 
-def build(run_dirs: list[Path], out_dir: Path, *, calibration: Path | None = None, charts: bool = True) -> dict:
-    """Aggregate run folders into out_dir/report.md, out_dir/summary.csv and out_dir/charts/*.png.
+def build(run_dirs: list[Path], out_dir: Path, *, calibration: Path | None = None, charts: bool = True,
+          html: bool = True) -> dict:
+    """Aggregate run folders into out_dir/report.md, out_dir/summary.csv, out_dir/charts/*.png and (html)
+    out_dir/report.html.
 
     calibration: the calibration.json to quote (None: out_dir's, else the results folder's; a path that
     does not exist: none).
 
-    Returns {"report": Path, "summary_csv": Path, "charts": [Path], "rows": [summary.csv rows as dicts],
+    Returns {"report": Path, "summary_csv": Path, "charts": [Path], "html": Path | None,
+    "rows": [summary.csv rows as dicts],
     "excluded": [(folder, status)], "ignored": [folders that are not benchmark runs]}.
     """
     out_dir = Path(out_dir)
@@ -79,7 +85,13 @@ def build(run_dirs: list[Path], out_dir: Path, *, calibration: Path | None = Non
         chart_files = make_charts(groups, best, out_dir / "charts")
     report_path = out_dir / "report.md"
     report_path.write_text(render_markdown(groups, best, chart_files, out_dir, calib, trials))
+    html_path = None
+    if html:
+        from asgibench.report.html import write_html
+
+        html_path = write_html(groups, best, out_dir)
     return {
+        "html": html_path,
         "report": report_path,
         "summary_csv": csv_path,
         "charts": [p for files in chart_files.values() for p in files.values()],
@@ -97,6 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", help="where runs are looked up (default: results/, or $ASGIBENCH_RESULTS)")
     p.add_argument("--out", help="where report.md, summary.csv and charts/ go (default: the results folder)")
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    p.add_argument("--no-html", action="store_true", help="skip report.html")
 
 
 def cmd_report(a) -> int:
@@ -105,9 +118,11 @@ def cmd_report(a) -> int:
     if not run_dirs:
         raise UsageError(f"no benchmark runs under {root} (run `asgibench bench <variant>` or `asgibench matrix`)")
     out_dir = Path(a.out) if a.out else root
-    res = build(run_dirs, out_dir, calibration=root / "calibration.json", charts=not a.no_charts)
+    res = build(run_dirs, out_dir, calibration=root / "calibration.json", charts=not a.no_charts,
+                html=not a.no_html)
     print(headline_text(res["rows"]))
-    print(f"\nreport: {res['report']}\nsummary: {res['summary_csv']}\n"
+    print(f"\nreport: {res['report']}\n" + (f"html: {res['html']}\n" if res["html"] else "") +
+          f"summary: {res['summary_csv']}\n"
           f"charts: {len(res['charts'])} in {out_dir / 'charts'}")
     if res["excluded"]:
         print(f"left out of the figures: {len(res['excluded'])} run(s) not completed (listed in the report)")
