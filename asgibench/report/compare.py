@@ -117,7 +117,7 @@ def _changed(b: Row, n: Row) -> str:
     """What differs between two paired rows that a comparison may change (variant, server settings)."""
     out = [f"variant {b.variant} -> {n.variant}"] if b.variant != n.variant else []
     out += [f"{k} {b.config.get(k)} -> {n.config.get(k)}" for k in sorted(b.config)
-            if k not in LOAD_KEYS and b.config.get(k) != n.config.get(k)]
+            if k not in LOAD_KEYS and k != "django" and b.config.get(k) != n.config.get(k)]
     if b.django != n.django:
         out.append(f"Django {b.django or '-'} -> {n.django or '-'}")
     return "; ".join(out + _mismatch(b, n))
