@@ -113,6 +113,9 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
                    help=f"each step offers this many times the last (default {loadgen.LoadPlan.ladder_factor:g})")
     c.add_argument("--ladder-hold", type=duration, default=loadgen.LoadPlan.ladder_hold,
                    help=f"seconds per step (default {loadgen.LoadPlan.ladder_hold:g})")
+    c.add_argument("--io-probe", action="store_true",
+                   help="the ladder offers the I/O probe (--io-seconds per request) instead of the row's flow: a "
+                        "known capacity, concurrent slots / seconds")
     c.add_argument("--ladder-budget", type=duration, default=loadgen.LoadPlan.ladder_budget,
                    help=f"seconds of ladder + bisection steps at most (default {loadgen.LoadPlan.ladder_budget:g})")
     d = p.add_argument_group("distributed load and external servers")
@@ -171,7 +174,7 @@ def build_options(a) -> BenchOptions:
         raise UsageError(f"unknown scenario {scenario!r} (choose from {', '.join(loadgen.SCENARIOS)})")
     if scenario in loadgen.stages.SHAPES and given:
         raise UsageError(f"scenario {scenario} is a ramp of its own: --users/--duration apply to constant and io")
-    if scenario == loadgen.IO:
+    if scenario == loadgen.IO or (scenario == loadgen.CAPACITY and a.io_probe):
         flow = "io"
     elif a.api_only or a.only_slowapi or "admin" not in variant.serves:
         flow = "api"

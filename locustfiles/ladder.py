@@ -12,13 +12,15 @@ than this could not start in time). Latency is measured from the intended start 
 corrected: the send latency plus the arrival's lag).
 
 A step's figures: offered_rps (arrivals/s x requests per started arrival; = arrivals/s when each
-arrival is one request), achieved_rps (requests of the step's arrivals answered successfully, per
-second of the step), p50/p99/p999 (ms from the intended start; a request still unanswered when the
+arrival is one request), achieved_rps (requests of the step's arrivals answered successfully by the
+step's end + the SLO's p99, per second of the step: the same live and afterwards), p50/p99/p999 (ms from the intended start; a request still unanswered when the
 step is judged live counts with the time it has waited so far), errors_pct, dropped, dropped_pct.
 
 The ladder (Planner): offered rates start, start x factor, ... each held `hold` s, until the first
 step that breaks the SLO (or the time budget is spent); then bisection between the last good and the
-first bad rate while the budget allows and they are more than `tolerance` apart; the capacity at SLO is
+first bad rate while the budget allows and they are more than `tolerance` apart (after a step that broke
+the SLO no arrival is offered until nothing is in flight, at most DRAIN_S s: its backlog must not
+fail the next step); the capacity at SLO is
 the highest good rate. Then one overload step at overload_factor x capacity (held overload_hold s)
 and a recovery step at recovery_factor x capacity (held recovery_hold s): recovery_s is how long after
 the drop every later window of RECOVERY_WINDOW s met the SLO again.
@@ -38,7 +40,8 @@ except ImportError:  # the runner: `from locustfiles import ladder`
 
 DEFAULT_SLO = "p99=250ms,errors=0.1%"
 RECOVERY_WINDOW = 0.5  # seconds per window when looking for the recovery
-GENERATOR_LAG_SHARE = 0.5  # a failing step whose arrivals' p99 lag exceeds this share of the SLO's p99 is the generator's
+GENERATOR_LAG_SHARE = 0.5  # a failing step whose dispatcher lag (p99) exceeds this share of the SLO's p99 is the generator's
+DRAIN_S = 15.0  # after a step that broke the SLO, at most this long with no arrivals until nothing is in flight
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,10 @@ def parse_slo(text: str) -> Slo:
     return Slo(**fields)
 
 
-def step_samples(series: dict, start: float, end: float) -> tuple[list, int, int, list]:
+def step_samples(series: dict, start: float, end: float, deadline: float | None = None) -> tuple[list, int, int, list]:
     """Requests (FLOW excluded) whose intended start (t - lag) lies in [start, end): their latencies from
-    the intended start (ms), successes, failures, their lags (s). `series`: {SeriesKey: Series}."""
+    the intended start (ms), successes (answered by `deadline`, if given), failures, their lags (s).
+    `series`: {SeriesKey: Series}; times in seconds since its t0."""
     lat, lags, good, bad = [], [], 0, 0
     for k, s in series.items():
         if k.request_type == FLOW_REQUEST_TYPE:
@@ -109,29 +113,31 @@ def step_samples(series: dict, start: float, end: float) -> tuple[list, int, int
                 lat.append(s.ms[i] + 1000.0 * g)
                 lags.append(g)
                 if k.ok:
-                    good += 1
+                    good += deadline is None or t + s.ms[i] / 1000.0 <= deadline
                 else:
                     bad += 1
     return lat, good, bad, lags
 
 
 def figures(series: dict, start: float, seconds: float, rate: float, offered: int, started: int, dropped: int,
-            unfinished_ms=(), per_arrival: float | None = None) -> dict:
+            unfinished_ms=(), per_arrival: float | None = None, dispatch_lag_p99_ms: float = 0.0,
+            slo: Slo | None = None) -> dict:
     """One step's figures (module docstring). offered/started/dropped: the step's arrivals; unfinished_ms:
-    the waits so far of its requests still unanswered (live only); per_arrival: requests per arrival
-    (None: measured, requests / started arrivals)."""
-    lat, good, bad, lags = step_samples(series, start, start + seconds)
+    the waits so far of its requests still unanswered (live only: slow, not failed); per_arrival:
+    requests per arrival (None: measured, requests / started arrivals); dispatch_lag_p99_ms: how late
+    the dispatcher itself started the step's arrivals (p99; the generator's own limit)."""
+    deadline = start + seconds + slo.p99_ms / 1000.0 if slo is not None else None
+    lat, good, bad, _ = step_samples(series, start, start + seconds, deadline)
     lat = sorted(lat + [float(x) for x in unfinished_ms])
     n = len(lat)
     if per_arrival is None:
         per_arrival = (n / started) if started else 1.0
     q = {k: (round(percentile(lat, p), 3) if n else None) for k, p in (("p50_ms", 0.5), ("p99_ms", 0.99),
                                                                         ("p999_ms", 0.999))}
-    lag_p99 = percentile(sorted(lags), 0.99) * 1000.0 if lags else 0.0
     return {"offered_rps": round(rate * per_arrival, 2), "achieved_rps": round(good / seconds, 2) if seconds else 0.0,
-            **q, "errors_pct": round(100.0 * (n - good) / n, 3) if n else 0.0, "dropped": int(dropped),
+            **q, "errors_pct": round(100.0 * bad / n, 3) if n else 0.0, "dropped": int(dropped),
             "dropped_pct": round(100.0 * dropped / offered, 3) if offered else 0.0, "requests": n,
-            "lag_p99_ms": round(lag_p99, 3)}
+            "dispatch_lag_p99_ms": round(dispatch_lag_p99_ms, 3)}
 
 
 def judge(fig: dict, slo: Slo) -> tuple[bool, str]:
@@ -148,8 +154,8 @@ def judge(fig: dict, slo: Slo) -> tuple[bool, str]:
                    f"{fig['offered_rps']:.1f} req/s")
     if fig["dropped_pct"] > slo.max_dropped_pct:
         why.append(f"dropped {fig['dropped_pct']:.1f}% > {slo.max_dropped_pct:g}%")
-    if why and fig.get("lag_p99_ms", 0.0) > GENERATOR_LAG_SHARE * slo.p99_ms:
-        why.append(f"generator-bound: arrivals started {fig['lag_p99_ms']:.0f} ms late (p99)")
+    if why and fig.get("dispatch_lag_p99_ms", 0.0) > GENERATOR_LAG_SHARE * slo.p99_ms:
+        why.append(f"generator-bound: the dispatcher started arrivals {fig['dispatch_lag_p99_ms']:.0f} ms late (p99)")
     return (not why, "; ".join(why) or "within SLO")
 
 

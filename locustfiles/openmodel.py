@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import random
 import time
+from array import array
 from collections import deque
 
 import gevent
@@ -80,12 +81,17 @@ class Step:
     def __init__(self, phase: str, rate: float, start: float, hold: float):
         self.phase, self.rate, self.start, self.hold = phase, rate, start, hold
         self.offered = self.started = self.dropped = self.done = 0
+        self.dispatch_lag = array("f")  # s, how late the dispatcher started each arrival
         self.failures = {"timeouts": 0, "errors_5xx": 0, "resets": 0, "other": 0}
         self.live: dict = {}
+
+    def dispatch_lag_p99_ms(self) -> float:
+        return round(1000.0 * ladder.percentile(sorted(self.dispatch_lag), 0.99), 3) if self.dispatch_lag else 0.0
 
     def as_dict(self, t0: float) -> dict:
         return {"phase": self.phase, "rate": self.rate, "start_s": round(self.start - t0, 4), "seconds": self.hold,
                 "offered": self.offered, "started": self.started, "dropped": self.dropped,
+                "dispatch_lag_p99_ms": self.dispatch_lag_p99_ms(),
                 "failures": dict(self.failures), "live": self.live}
 
 
@@ -168,6 +174,7 @@ class OpenModelUser(User):
     def arrive(self, t: float, now: float) -> None:
         step = self.step
         step.offered += 1
+        step.dispatch_lag.append(now - t)
         if now - t > self.max_lag:  # the generator itself is that late
             step.dropped += 1
         elif self.slots or self.created < self.max_inflight:
@@ -257,9 +264,18 @@ class OpenModelUser(User):
             step.live = {**fig, "ok": ok, "reason": reason}
             done.append({"phase": phase, "rate": rate, "ok": ok})
             self.write()
+            if not ok and phase in ("ladder", "bisect"):
+                self.drain()
         self.step = Step("end", 0.0, time.time(), 0.0)
         self.write()
         gevent.spawn(self.environment.runner.quit)
+
+    def drain(self) -> None:
+        """No arrivals until nothing is in flight or waiting (at most ladder.DRAIN_S s)."""
+        self.step = Step("drain", 0.0, time.time(), 0.0)
+        deadline = time.time() + ladder.DRAIN_S
+        while (self.inflight or self.waiting) and time.time() < deadline:
+            gevent.sleep(TICK)
 
     def judge(self, step: Step) -> dict:
         now = time.time()
@@ -268,7 +284,8 @@ class OpenModelUser(User):
         t0 = self.timings.t0
         return ladder.figures(self.timings.series, step.start - t0, step.hold, step.rate, step.offered,
                               step.started, step.dropped + waiting, unfinished,
-                              per_arrival=1.0 if self.unit == "request" else None)
+                              per_arrival=1.0 if self.unit == "request" else None,
+                              dispatch_lag_p99_ms=step.dispatch_lag_p99_ms(), slo=self.slo)
 
     def write(self) -> None:
         if not self.file:
