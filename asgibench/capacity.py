@@ -123,7 +123,8 @@ def open_model_figures(run_dir: Path) -> dict | None:
             per[f"{k.request_type} {k.name}"] = {
                 "from_intended": {"p50": round(a["p50"], 3), "p99": round(a["p99"], 3), "max": round(a["max"], 3)},
                 "from_send": {"p50": round(b["p50"], 3), "p99": round(b["p99"], 3), "max": round(b["max"], 3)}}
-    return {"offered": offered, "dropped": dropped, "dropped_pct": round(100.0 * dropped / offered, 3) if offered else 0.0,
+    return {"offered": offered, "dropped": dropped,
+            "dropped_pct": round(100.0 * dropped / offered, 3) if offered else 0.0,
             "spacing": om["spacing"], "max_inflight": om["max_inflight"], "slots_used": om["slots_created"],
             "latency_ms": per}
 
@@ -133,7 +134,8 @@ def ladder_lines(cap: dict) -> list[str]:
     slo = cap["slo"]
     lines = [f"  capacity ladder (SLO per request: p99 <= {slo['p99_ms']:g} ms, errors <= {slo['errors_pct']:g}%, "
              f"achieved >= {slo['min_achieved_ratio'] * 100:g}% of offered, dropped <= {slo['max_dropped_pct']:g}%)",
-             f"    {'phase':9s} {'offered':>9s} {'achieved':>9s} {'p99 ms':>9s} {'errors':>7s} {'dropped':>8s}  verdict"]
+             f"    {'phase':9s} {'offered':>9s} {'achieved':>9s} {'p99 ms':>9s} {'errors':>7s} {'dropped':>8s}"
+             "  verdict"]
     for s in cap["steps"]:
         p99 = f"{s['p99_ms']:.1f}" if s["p99_ms"] is not None else "-"
         lines.append(f"    {s['phase']:9s} {s['offered_rps']:9.1f} {s['achieved_rps']:9.1f} {p99:>9s} "
@@ -142,12 +144,14 @@ def ladder_lines(cap: dict) -> list[str]:
         lines.append("  capacity at SLO: none (the first step already broke the SLO)")
     else:
         a = cap["at_capacity"]
-        lines.append(f"  capacity at SLO: {cap['capacity_rps']:.1f} req/s  (p50 {a['p50_ms']:.1f}  p99 {a['p99_ms']:.1f}  "
+        lines.append(f"  capacity at SLO: {cap['capacity_rps']:.1f} req/s  (p50 {a['p50_ms']:.1f}  "
+                     f"p99 {a['p99_ms']:.1f}  "
                      f"p99.9 {a['p999_ms']:.1f} ms)")
     o = cap.get("overload")
     if o:
         rec = "never within the recovery step" if o["recovery_s"] is None else f"{o['recovery_s']:g} s"
-        lines.append(f"  overload at {o['offered_rps']:.1f} req/s: achieved {o['achieved_rps']:.1f}, p99 {o['p99_ms']} ms, "
+        lines.append(f"  overload at {o['offered_rps']:.1f} req/s: achieved {o['achieved_rps']:.1f}, "
+                     f"p99 {o['p99_ms']} ms, "
                      f"timeouts {o['timeouts']}, 5xx {o['errors_5xx']}, resets {o['resets']}, dropped {o['dropped']}, "
                      f"worker restarts {o['worker_restarts']}; back within SLO after {rec}")
     return lines

@@ -294,7 +294,8 @@ def validate(plan: LoadPlan) -> None:
     if plan.arrival_rate and plan.is_shape:
         raise UsageError("--arrival-rate is an open model of its own: use it with the constant or io scenario")
     if plan.scenario == CAPACITY and plan.arrival_rate:
-        raise UsageError("the capacity scenario chooses its own rates: drop --arrival-rate (--ladder-start sets the first)")
+        raise UsageError("the capacity scenario chooses its own rates: drop --arrival-rate "
+                         "(--ladder-start sets the first)")
     if plan.is_open and not plan.single_process:
         raise UsageError("the open model runs in one Locust process: drop --processes/--locust-workers")
     if plan.arrival_spacing not in ("constant", "poisson"):

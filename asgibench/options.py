@@ -103,7 +103,8 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
                         "--users is then the in-flight cap (default 2 s of arrivals)")
     g.add_argument("--arrival-spacing", choices=("constant", "poisson"), default="constant",
                    help="open model: gaps between arrivals (default constant, 1/rate)")
-    c = p.add_argument_group("capacity scenario (--scenario capacity: a ladder of offered rates, locustfiles/ladder.py)")
+    c = p.add_argument_group("capacity scenario (--scenario capacity: a ladder of offered rates, "
+                             "locustfiles/ladder.py)")
     c.add_argument("--slo", default=loadgen.ladder.DEFAULT_SLO,
                    help=f"per-request SLO every step must meet (default {loadgen.ladder.DEFAULT_SLO}; also "
                         "achieved=97%%, dropped=1%%)")

@@ -26,7 +26,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from asgibench import capacity, console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
+from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
+from asgibench.capacity import analyse as analyse_capacity, open_model_figures
 from asgibench.errors import RunError, UsageError, VerdictError
 from asgibench.measure import TreeCpu
 from asgibench.server import ExternalServer, Server, ServerSpec
@@ -166,7 +167,7 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     summary = results.summarize(run_dir, results.stall_threshold(plan.io_seconds if plan.flow == "io" else 0.0))
     metrics.derive(summary, plan)
     if plan.arrival_rate and "open_model" in summary:  # the dispatcher's arrivals, latency both ways
-        summary["open_model"].update(capacity.open_model_figures(run_dir) or {})
+        summary["open_model"].update(open_model_figures(run_dir) or {})
     meta.update({
         "generator": metrics.generator(run_dir, res, plan, summary),
         "server_cpu_seconds": round(server_cpu.seconds, 3),
@@ -175,7 +176,7 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
         "summary": summary,
     })
     if plan.scenario == loadgen.CAPACITY:
-        meta["capacity"] = capacity.analyse(run_dir, plan.slo, (summary.get("cost") or {}).get("server_us_per_request"))
+        meta["capacity"] = analyse_capacity(run_dir, plan.slo, (summary.get("cost") or {}).get("server_us_per_request"))
     if res.died == "database-died":  # its requests wait on a database that is gone: no point in a long grace
         st.server.stop(grace=DEAD_DATABASE_GRACE)
     if res.died:

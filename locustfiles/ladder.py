@@ -13,7 +13,8 @@ corrected: the send latency plus the arrival's lag).
 
 A step's figures: offered_rps (arrivals/s x requests per started arrival; = arrivals/s when each
 arrival is one request), achieved_rps (requests of the step's arrivals answered successfully by the
-step's end + the SLO's p99, per second of the step: the same live and afterwards), p50/p99/p999 (ms from the intended start; a request still unanswered when the
+step's end + the SLO's p99, per second of the step: the same live and afterwards), p50/p99/p999 (ms
+from the intended start; a request still unanswered when the
 step is judged live counts with the time it has waited so far), errors_pct, dropped, dropped_pct.
 
 The ladder (Planner): offered rates start, start x factor, ... each held `hold` s, until the first
@@ -40,7 +41,8 @@ except ImportError:  # the runner: `from locustfiles import ladder`
 
 DEFAULT_SLO = "p99=250ms,errors=0.1%"
 RECOVERY_WINDOW = 0.5  # seconds per window when looking for the recovery
-GENERATOR_LAG_SHARE = 0.5  # a failing step whose dispatcher lag (p99) exceeds this share of the SLO's p99 is the generator's
+# a failing step whose dispatcher lag (p99) exceeds this share of the SLO's p99 is the generator's
+GENERATOR_LAG_SHARE = 0.5
 DRAIN_S = 15.0  # after a step that broke the SLO, at most this long with no arrivals until nothing is in flight
 
 

@@ -79,7 +79,8 @@ def test_errors_dropped_and_unfinished():
     samples = [(i / 10, 0.0, 5.0, i != 3) for i in range(10)]
     fig = ladder.figures(_series(samples), 0.0, 1.0, 12.0, offered=12, started=10, dropped=2,
                          unfinished_ms=[900.0], per_arrival=1.0)
-    assert fig["requests"] == 11 and fig["errors_pct"] == pytest.approx(100 / 11, abs=1e-3)  # unfinished: slow, not failed
+    # the unfinished request is slow, not failed
+    assert fig["requests"] == 11 and fig["errors_pct"] == pytest.approx(100 / 11, abs=1e-3)
     assert fig["dropped"] == 2 and fig["dropped_pct"] == pytest.approx(16.667, abs=1e-3)
     reason = ladder.judge(fig, ladder.Slo())[1]
     assert "errors 9.09% > 0.1%" in reason and "dropped 16.7% > 1%" in reason and "p99" in reason
@@ -148,8 +149,10 @@ def test_lags_round_trip_and_leave_lagless_series_unchanged(tmp_path):
     assert list(tf.series[K("GET", "/b", True)].intended_ms()) == [5.0] and not len(tf.series[K("GET", "/b", True)].lag)
     header = json.loads(p.read_bytes().split(b"\n")[1])
     assert [s.get("lag", False) for s in header["series"]] == [True, False]
-    assert p.stat().st_size == len(timingfile.MAGIC) + len(json.dumps(header, separators=(",", ":"))) + 1 + 4 * (3 * 2 + 2)
-    merged = timingfile.merge_timings([tf, timingfile.TimingsFile(100.0, {}, {K("GET", "/a", True): timingfile.Series([1.0], [2.0])})])
+    header_len = len(json.dumps(header, separators=(",", ":"))) + 1
+    assert p.stat().st_size == len(timingfile.MAGIC) + header_len + 4 * (3 * 2 + 2)
+    other = timingfile.TimingsFile(100.0, {}, {K("GET", "/a", True): timingfile.Series([1.0], [2.0])})
+    merged = timingfile.merge_timings([tf, other])
     assert list(merged.series[K("GET", "/a", True)].lags()) == [0.0, 0.25, 0.0]
 
 
