@@ -67,7 +67,7 @@ class LoadPlan:
     request_timeout: float = benchcontract.DEFAULT_REQUEST_TIMEOUT  # seconds a request may wait, then a failure
     arrival_spacing: str = "constant"  # open model: constant | poisson gaps between arrivals
     slo: str = ladder.DEFAULT_SLO  # capacity: the SLO every step must meet
-    ladder_start: float = ladder.Planner.start  # capacity: first offered rate, arrivals/s
+    ladder_start: float = ladder.Planner.start  # capacity: first offered rate, requests/s
     ladder_factor: float = ladder.Planner.factor  # capacity: each step's rate x this
     ladder_hold: float = ladder.Planner.hold  # capacity: seconds per step
     ladder_budget: float = 80.0  # capacity: seconds of ladder + bisection steps at most
@@ -150,7 +150,8 @@ def open_model_words(plan: LoadPlan, out: Path, warmup: bool) -> list[str]:
     if not warmup:
         cmd += ["--open-model-file", str(out / OPEN_MODEL_FILE)]
     if plan.scenario == CAPACITY:
-        cmd += ["--ladder", "--slo", plan.slo, "--ladder-start", f"{plan.ladder_start:g}",
+        per = ladder.REQUESTS_PER_ITERATION[plan.flow] if plan.arrival_unit == "iteration" else 1
+        cmd += ["--ladder", "--slo", plan.slo, "--ladder-start", f"{plan.ladder_start / per:g}",
                 "--ladder-factor", f"{plan.ladder_factor:g}", "--ladder-hold", f"{plan.ladder_hold:g}",
                 "--ladder-budget", f"{plan.ladder_budget:g}"]
     return cmd

@@ -109,7 +109,8 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
                    help=f"per-request SLO every step must meet (default {loadgen.ladder.DEFAULT_SLO}; also "
                         "achieved=97%%, dropped=1%%)")
     c.add_argument("--ladder-start", type=number(float), default=loadgen.LoadPlan.ladder_start,
-                   help=f"first offered rate, arrivals/s (default {loadgen.LoadPlan.ladder_start:g})")
+                   help=f"first offered rate, requests/s (default {loadgen.LoadPlan.ladder_start:g}; the original "
+                        "flow's ladder offers whole iterations, about 6 requests each)")
     c.add_argument("--ladder-factor", type=number(float), default=loadgen.LoadPlan.ladder_factor,
                    help=f"each step offers this many times the last (default {loadgen.LoadPlan.ladder_factor:g})")
     c.add_argument("--ladder-hold", type=duration, default=loadgen.LoadPlan.ladder_hold,

@@ -3,7 +3,10 @@ its verdict, and the plan of the next step. The ladder controller in openmodel.p
 live with these; asgibench/capacity.py re-judges every step afterwards from timings.bin with the same
 rules (one definition), so the recorded verdicts are the files', not the live guesses.
 
-SLO (`--slo`, default DEFAULT_SLO = "p99=250ms,errors=0.1%"): request level, i.e. over every HTTP
+SLO (`--slo`, default DEFAULT_SLO = "p99=250ms,errors=0.1%"
+# HTTP requests of one iteration, about (the original flow: login form, login + its redirect, the logged-in
+# redirect, two API pages): a ladder of whole iterations starts at --ladder-start / this arrivals/s
+REQUESTS_PER_ITERATION = {"original": 6, "api": 2, "io": 1, "bare": 1}): request level, i.e. over every HTTP
 request whose arrival was intended to start within the step (what an operator monitors per request;
 a flow-level SLO over whole iterations is not what the default judges). Keys: p99 (ms or s), errors
 (% of those requests that failed), achieved (default 97%: a step fails when its achieved rate is
@@ -21,8 +24,8 @@ The ladder (Planner): offered rates start, start x factor, ... each held `hold` 
 step that breaks the SLO (or the time budget is spent); then bisection between the last good and the
 first bad rate while the budget allows and they are more than `tolerance` apart (after a step that broke
 the SLO no arrival is offered until nothing is in flight, at most DRAIN_S s: its backlog must not
-fail the next step); the capacity at SLO is
-the highest good rate. Then one overload step at overload_factor x capacity (held overload_hold s)
+fail the next step; when the very first step breaks the SLO the ladder steps down instead, rate /
+factor, at most max_down times); the capacity at SLO is the highest good rate. Then one overload step at overload_factor x capacity (held overload_hold s)
 and a recovery step at recovery_factor x capacity (held recovery_hold s): recovery_s is how long after
 the drop every later window of RECOVERY_WINDOW s met the SLO again.
 """
@@ -40,6 +43,9 @@ except ImportError:  # the runner: `from locustfiles import ladder`
     from locustfiles.timingfile import percentile
 
 DEFAULT_SLO = "p99=250ms,errors=0.1%"
+# HTTP requests of one iteration, about (the original flow: login form, login + its redirect, the logged-in
+# redirect, two API pages): a ladder of whole iterations starts at --ladder-start / this arrivals/s
+REQUESTS_PER_ITERATION = {"original": 6, "api": 2, "io": 1, "bare": 1}
 RECOVERY_WINDOW = 0.5  # seconds per window when looking for the recovery
 # a failing step whose dispatcher lag (p99) exceeds this share of the SLO's p99 is the generator's
 GENERATOR_LAG_SHARE = 0.5
@@ -182,7 +188,7 @@ def recovery_seconds(series: dict, start: float, seconds: float, slo: Slo) -> fl
 class Planner:
     """The next step from the ones done (module docstring). Rates are arrivals per second."""
 
-    start: float = 20.0
+    start: float = 10.0  # requests/s (see REQUESTS_PER_ITERATION)
     factor: float = 2.0
     hold: float = 5.0
     budget: float = 120.0  # seconds of ladder + bisection steps at most
@@ -191,6 +197,7 @@ class Planner:
     overload_hold: float = 5.0
     recovery_factor: float = 0.5
     recovery_hold: float = 10.0
+    max_down: int = 3  # steps down (rate / factor each) when the first rate already breaks the SLO
 
     def capacity(self, done: list) -> float | None:
         good = [d["rate"] for d in done if d["phase"] in ("ladder", "bisect") and d["ok"]]
@@ -209,8 +216,10 @@ class Planner:
         spent = sum(self.hold for p in phases if p in ("ladder", "bisect"))
         room = spent + self.hold <= self.budget + 1e-9
         bad = [d["rate"] for d in done if d["phase"] in ("ladder", "bisect") and not d["ok"]]
-        if cap is None:
-            return None  # even the first rate broke the SLO: no capacity, no overload step
+        if cap is None:  # even the first rate broke the SLO: step down, at most max_down times, then give up
+            if len(done) <= self.max_down and room:
+                return ("ladder", done[-1]["rate"] / self.factor, self.hold)
+            return None
         if not bad:
             if room:
                 return ("ladder", done[-1]["rate"] * self.factor, self.hold)

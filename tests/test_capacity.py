@@ -127,8 +127,10 @@ def test_ladder_respects_its_budget_and_a_first_bad_step_means_no_capacity():
     assert sum(d["hold"] for d in done if d["phase"] == "ladder") <= 20
     assert [d["phase"] for d in done][-2:] == ["overload", "recovery"]
     assert p.capacity(done) == 80
-    none = _climb(ladder.Planner(start=10), 5.0)
-    assert [d["phase"] for d in none] == ["ladder"] and ladder.Planner().capacity(none) is None
+    none = _climb(ladder.Planner(start=10), 0.5)  # 10, 5, 2.5, 1.25: all bad, no capacity, no overload
+    assert [d["rate"] for d in none] == [10, 5, 2.5, 1.25] and ladder.Planner().capacity(none) is None
+    down = _climb(ladder.Planner(start=10, factor=2), 3.0)  # 10, 5 bad, 2.5 good, then bisection up
+    assert [d["rate"] for d in down[:4]] == [10, 5, 2.5, 3.75] and 2.5 <= ladder.Planner().capacity(down) <= 3.0
 
 
 def test_recovery_seconds():
