@@ -17,16 +17,19 @@ corrected: the send latency plus the arrival's lag).
 A step's figures: offered_rps (arrivals/s x requests per started arrival; = arrivals/s when each
 arrival is one request), achieved_rps (requests of the step's arrivals answered successfully by the
 step's end + the SLO's p99, per second of the step: the same live and afterwards), p50/p99/p999 (ms
-from the intended start; a request still unanswered when the
-step is judged live counts with the time it has waited so far), errors_pct, dropped, dropped_pct.
+from the intended start; a request still unanswered when the step is judged live counts with the time
+it has waited so far), errors_pct, dropped, dropped_pct. With whole iterations per arrival (the
+original flow) an iteration's later requests are sent after the earlier ones' answers, so there
+achieved_rps counts the step's answered requests without the deadline (p99 and errors still judge).
 
 The ladder (Planner): offered rates start, start x factor, ... each held `hold` s, until the first
 step that breaks the SLO (or the time budget is spent); then bisection between the last good and the
 first bad rate while the budget allows and they are more than `tolerance` apart (after a step that broke
 the SLO no arrival is offered until nothing is in flight, at most DRAIN_S s: its backlog must not
 fail the next step; when the very first step breaks the SLO the ladder steps down instead, rate /
-factor, at most max_down times); the capacity at SLO is the highest good rate. Then one overload step at overload_factor x capacity (held overload_hold s)
-and a recovery step at recovery_factor x capacity (held recovery_hold s): recovery_s is how long after
+factor, at most max_down times); the capacity at SLO is the highest good rate. Then one overload
+step at overload_factor x capacity (held overload_hold s) and a recovery step at recovery_factor x
+capacity (held recovery_hold s): recovery_s is how long after
 the drop every later window of RECOVERY_WINDOW s met the SLO again.
 """
 
@@ -134,7 +137,7 @@ def figures(series: dict, start: float, seconds: float, rate: float, offered: in
     the waits so far of its requests still unanswered (live only: slow, not failed); per_arrival:
     requests per arrival (None: measured, requests / started arrivals); dispatch_lag_p99_ms: how late
     the dispatcher itself started the step's arrivals (p99; the generator's own limit)."""
-    deadline = start + seconds + slo.p99_ms / 1000.0 if slo is not None else None
+    deadline = start + seconds + slo.p99_ms / 1000.0 if slo is not None and per_arrival == 1.0 else None
     lat, good, bad, _ = step_samples(series, start, start + seconds, deadline)
     lat = sorted(lat + [float(x) for x in unfinished_ms])
     n = len(lat)
