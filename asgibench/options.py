@@ -105,8 +105,9 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
                    help="open model: gaps between arrivals (default constant, 1/rate)")
     c = p.add_argument_group("capacity scenario (--scenario capacity: a ladder of offered rates, "
                              "locustfiles/ladder.py)")
+    slo = loadgen.ladder.DEFAULT_SLO.replace("%", "%%")  # argparse %-formats help strings
     c.add_argument("--slo", default=loadgen.ladder.DEFAULT_SLO,
-                   help=f"per-request SLO every step must meet (default {loadgen.ladder.DEFAULT_SLO}; also "
+                   help=f"per-request SLO every step must meet (default {slo}; also "
                         "achieved=97%%, dropped=1%%)")
     c.add_argument("--ladder-start", type=number(float), default=loadgen.LoadPlan.ladder_start,
                    help=f"first offered rate, requests/s (default {loadgen.LoadPlan.ladder_start:g}; the original "

@@ -219,3 +219,12 @@ def test_capacity_and_arrival_rate_run_the_dispatcher(tmp_path):
 def test_capacity_plan_refusals(kw, words):
     with pytest.raises(UsageError, match=words):
         loadgen.validate(loadgen.LoadPlan(scenario=loadgen.CAPACITY, flow="api", **kw))
+
+
+def test_bench_help_documents_the_capacity_defaults():
+    from asgibench import options
+    text = options.bench_parser().format_help()  # argparse's %-formatting of every help string
+    assert "p99=250ms,errors=0.1%" in text and "--ladder-budget" in text and "poisson" in text
+    a = options.bench_parser().parse_args(["raw-asgi-asyncpg", "--scenario", "capacity"])
+    plan = options.build_options(a).plan
+    assert plan.scenario == loadgen.CAPACITY and plan.users == loadgen.CAPACITY_INFLIGHT and plan.flow == "api"
