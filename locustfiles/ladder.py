@@ -23,7 +23,9 @@ original flow) an iteration's later requests are sent after the earlier ones' an
 achieved_rps counts the step's answered requests without the deadline (p99 and errors still judge).
 
 The ladder (Planner): offered rates start, start x factor, ... each held `hold` s, until the first
-step that breaks the SLO (or the time budget is spent); then bisection between the last good and the
+step that breaks the SLO (or the time budget is spent; a ladder step that breaks it is run once more,
+`retries`, and a rate's last attempt is its verdict: one noisy step on a shared machine must not end
+the climb); then bisection between the last good and the
 first bad rate while the budget allows and they are more than `tolerance` apart (after a step that broke
 the SLO no arrival is offered until nothing is in flight, at most DRAIN_S s: its backlog must not
 fail the next step; when the very first step breaks the SLO the ladder steps down instead, rate /
@@ -201,9 +203,15 @@ class Planner:
     recovery_factor: float = 0.5
     recovery_hold: float = 10.0
     max_down: int = 3  # steps down (rate / factor each) when the first rate already breaks the SLO
+    retries: int = 1  # a ladder step that breaks the SLO is run again this many times before it counts
+
+    @staticmethod
+    def verdicts(done: list) -> dict:
+        """rate -> the verdict of its last attempt (ladder and bisection steps)."""
+        return {d["rate"]: d["ok"] for d in done if d["phase"] in ("ladder", "bisect")}
 
     def capacity(self, done: list) -> float | None:
-        good = [d["rate"] for d in done if d["phase"] in ("ladder", "bisect") and d["ok"]]
+        good = [r for r, ok in self.verdicts(done).items() if ok]
         return max(good) if good else None
 
     def next(self, done: list) -> tuple[str, float, float] | None:
@@ -218,14 +226,19 @@ class Planner:
             return ("recovery", cap * self.recovery_factor, self.recovery_hold)
         spent = sum(self.hold for p in phases if p in ("ladder", "bisect"))
         room = spent + self.hold <= self.budget + 1e-9
-        bad = [d["rate"] for d in done if d["phase"] in ("ladder", "bisect") and not d["ok"]]
+        last = done[-1]
+        tries = sum(1 for d in done if d["phase"] == "ladder" and d["rate"] == last["rate"])
+        if last["phase"] == "ladder" and not last["ok"] and tries <= self.retries and room:
+            return ("ladder", last["rate"], self.hold)  # one noisy step must not end the climb: confirm it
+        verdicts = self.verdicts(done)
+        bad = [r for r, ok in verdicts.items() if not ok]
         if cap is None:  # even the first rate broke the SLO: step down, at most max_down times, then give up
-            if len(done) <= self.max_down and room:
+            if len(verdicts) <= self.max_down and room:
                 return ("ladder", done[-1]["rate"] / self.factor, self.hold)
             return None
         if not bad:
             if room:
-                return ("ladder", done[-1]["rate"] * self.factor, self.hold)
+                return ("ladder", max(verdicts) * self.factor, self.hold)
             return ("overload", cap * self.overload_factor, self.overload_hold)
         hi = min(b for b in bad if b > cap) if any(b > cap for b in bad) else None
         if hi is not None and room and hi / cap - 1 > self.tolerance:
