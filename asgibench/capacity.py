@@ -129,6 +129,15 @@ def open_model_figures(run_dir: Path) -> dict | None:
             "latency_ms": per}
 
 
+def live_line(step: dict) -> str:
+    """One step of openmodel.json as the controller judged it while the run went on."""
+    f = step["live"]
+    p99 = f"{f['p99_ms']:.1f}" if f.get("p99_ms") is not None else "-"
+    return (f"  step {step['phase']:8s} offered {f['offered_rps']:8.1f}  achieved {f['achieved_rps']:8.1f}  "
+            f"p99 {p99:>8s} ms  errors {f['errors_pct']:.2f}%  dropped {f['dropped']}  "
+            + ("ok" if f["ok"] else f"FAIL: {f['reason']}"))
+
+
 def ladder_lines(cap: dict) -> list[str]:
     """The ladder as a person reads it: one line per step, then the capacity at SLO and the overload."""
     slo = cap["slo"]

@@ -14,6 +14,7 @@ OpenModelUser scheduling arrivals independently of responses; `users` is then it
 from __future__ import annotations
 
 import csv
+import json
 import math
 import resource
 import signal
@@ -213,11 +214,12 @@ class LoadResult:
 
 
 def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup: bool = False,
-        progress=None, on_measure_start=None) -> LoadResult:
+        progress=None, on_measure_start=None, on_step=None) -> LoadResult:
     """Run Locust headless until its run time ends (or health() reports a death, or Ctrl-C).
     health() (every 0.5 s) returns None while the stack is fine, else (status, one-line reason): the
     run then stops at once, Locust keeping its CSVs. on_measure_start() is called once the in-process
-    warm-up is over (approximately: Locust's clock starts with its first stats file)."""
+    warm-up is over (approximately: Locust's clock starts with its first stats file). on_step(step) is
+    called with each ladder step of openmodel.json once the controller has judged it (live figures)."""
     out.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
@@ -229,6 +231,7 @@ def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup:
     hard_limit = plan.seconds + plan.warmup + 90  # every load run is bounded: Locust stops itself long before this
     interrupted, died, died_after = False, None, None
     started = None  # the measured run starts when Locust writes its first stats (after its imports)
+    steps_told = 0
     try:
         while proc.poll() is None:
             time.sleep(0.5)
@@ -245,6 +248,8 @@ def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup:
                 on_measure_start = None
             if progress and started is not None:
                 progress(time.monotonic() - started - plan.warmup, plan.seconds, read_totals(out))
+            if on_step is not None:
+                steps_told = _tell_steps(out / OPEN_MODEL_FILE, steps_told, on_step)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -258,6 +263,17 @@ def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return LoadResult(proc.returncode, time.monotonic() - t0, cpu, interrupted, *(died or (None, None)), died_after)
+
+
+def _tell_steps(path: Path, told: int, on_step) -> int:
+    """Hand on_step the judged steps of the open-model file not handed yet; returns how many were."""
+    try:
+        steps = [s for s in json.loads(path.read_text())["steps"] if s.get("live")]
+    except (OSError, ValueError, KeyError):
+        return told
+    for s in steps[told:]:
+        on_step(s)
+    return max(told, len(steps))
 
 
 def _reap(proc: subprocess.Popen) -> None:

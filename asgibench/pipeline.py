@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
-from asgibench.capacity import analyse as analyse_capacity, open_model_figures
+from asgibench.capacity import analyse as analyse_capacity, live_line, open_model_figures
 from asgibench.errors import RunError, UsageError, VerdictError
 from asgibench.measure import TreeCpu
 from asgibench.server import ExternalServer, Server, ServerSpec
@@ -161,7 +161,9 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
 
         res = loadgen.run(plan, st.base_url, run_dir, health=stack_health(st.server, backends),
                           cpus=opts.cpus.get("locust"), progress=None if opts.quiet else console.Progress(),
-                          on_measure_start=measured_from_now)
+                          on_measure_start=measured_from_now,
+                          on_step=None if opts.quiet or plan.scenario != loadgen.CAPACITY else
+                          lambda step: print(live_line(step), flush=True))
     if not opts.quiet:
         console.Progress.done()
     summary = results.summarize(run_dir, results.stall_threshold(plan.io_seconds if plan.flow == "io" else 0.0))

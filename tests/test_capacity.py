@@ -240,3 +240,15 @@ def test_bench_help_documents_the_capacity_defaults():
     a = options.bench_parser().parse_args(["raw-asgi-asyncpg", "--scenario", "capacity"])
     plan = options.build_options(a).plan
     assert plan.scenario == loadgen.CAPACITY and plan.users == loadgen.CAPACITY_INFLIGHT and plan.flow == "api"
+
+
+def test_judged_steps_are_told_once_as_the_run_goes(tmp_path):
+    p, told = tmp_path / "openmodel.json", []
+    live = {"offered_rps": 10.0, "achieved_rps": 10.0, "p99_ms": 12.0, "errors_pct": 0.0, "dropped": 0, "ok": True,
+            "reason": "within SLO"}
+    assert loadgen._tell_steps(p, 0, told.append) == 0  # no file yet
+    p.write_text(json.dumps({"steps": [{"phase": "ladder", "live": live}, {"phase": "ladder", "live": {}}]}))
+    n = loadgen._tell_steps(p, 0, told.append)
+    assert n == 1 and loadgen._tell_steps(p, n, told.append) == 1 and len(told) == 1
+    assert capacity.live_line(told[0]).split() == ["step", "ladder", "offered", "10.0", "achieved", "10.0", "p99",
+                                                   "12.0", "ms", "errors", "0.00%", "dropped", "0", "ok"]
