@@ -14,13 +14,14 @@ below this share of the offered rate), dropped (default 1%: a step fails when mo
 than this could not start in time). Latency is measured from the intended start (coordinated-omission
 corrected: the send latency plus the arrival's lag).
 
-A step's figures: offered_rps (arrivals/s x requests per started arrival; = arrivals/s when each
-arrival is one request), achieved_rps (requests of the step's arrivals answered successfully by the
-step's end + the SLO's p99, per second of the step: the same live and afterwards), p50/p99/p999 (ms
-from the intended start; a request still unanswered when the step is judged live counts with the time
-it has waited so far), errors_pct, dropped, dropped_pct. With whole iterations per arrival (the
-original flow) an iteration's later requests are sent after the earlier ones' answers, so there
-achieved_rps counts the step's answered requests without the deadline (p99 and errors still judge).
+A step's figures: offered_rps (arrivals/s x requests per arrival: 1 when each arrival is one request,
+else requests_per_iteration), achieved_rps (requests of the step's arrivals answered successfully by
+the step's end + the SLO's p99, per second of the step: the same live and afterwards), p50/p99/p999
+(ms from the intended start; a request still unanswered when the step is judged live counts with the
+time it has waited so far), errors_pct, dropped, dropped_pct. With whole iterations per arrival (the
+original flow) an iteration's later requests are sent after the earlier ones' answers and fall past
+any step boundary, so there achieved_rps = offered_rps x started/offered arrivals x the successful
+share of the step's requests (slowness is p99's to judge).
 
 The ladder (Planner): offered rates start, start x factor, ... each held `hold` s, until the first
 step that breaks the SLO (or the time budget is spent; a ladder step that breaks it is run once more,
@@ -137,20 +138,34 @@ def figures(series: dict, start: float, seconds: float, rate: float, offered: in
             slo: Slo | None = None) -> dict:
     """One step's figures (module docstring). offered/started/dropped: the step's arrivals; unfinished_ms:
     the waits so far of its requests still unanswered (live only: slow, not failed); per_arrival:
-    requests per arrival (None: measured, requests / started arrivals); dispatch_lag_p99_ms: how late
-    the dispatcher itself started the step's arrivals (p99; the generator's own limit)."""
-    deadline = start + seconds + slo.p99_ms / 1000.0 if slo is not None and per_arrival == 1.0 else None
+    requests per arrival (None: whole iterations, requests_per_iteration); dispatch_lag_p99_ms: how
+    late the dispatcher itself started the step's arrivals (p99; the generator's own limit)."""
+    iterations = per_arrival is None
+    deadline = start + seconds + slo.p99_ms / 1000.0 if slo is not None and not iterations else None
     lat, good, bad, _ = step_samples(series, start, start + seconds, deadline)
     lat = sorted(lat + [float(x) for x in unfinished_ms])
     n = len(lat)
     if per_arrival is None:
-        per_arrival = (n / started) if started else 1.0
+        per_arrival = requests_per_iteration(series)
     q = {k: (round(percentile(lat, p), 3) if n else None) for k, p in (("p50_ms", 0.5), ("p99_ms", 0.99),
                                                                         ("p999_ms", 0.999))}
-    return {"offered_rps": round(rate * per_arrival, 2), "achieved_rps": round(good / seconds, 2) if seconds else 0.0,
+    achieved = good / seconds if seconds else 0.0
+    if iterations:
+        served = (started / offered if offered else 0.0) * (good / (good + bad) if good + bad else 0.0)
+        achieved = rate * per_arrival * served
+    return {"offered_rps": round(rate * per_arrival, 2), "achieved_rps": round(achieved, 2),
             **q, "errors_pct": round(100.0 * bad / n, 3) if n else 0.0, "dropped": int(dropped),
             "dropped_pct": round(100.0 * dropped / offered, 3) if offered else 0.0, "requests": n,
             "dispatch_lag_p99_ms": round(dispatch_lag_p99_ms, 3)}
+
+
+def requests_per_iteration(series: dict) -> float:
+    """Requests per whole iteration over everything recorded: requests / FLOW pseudo-requests (1 without
+    FLOW rows). A run-wide figure: a step's own count would lose the later requests of its last
+    iterations to the next step."""
+    flows = sum(len(s) for k, s in series.items() if k.request_type == FLOW_REQUEST_TYPE)
+    requests = sum(len(s) for k, s in series.items() if k.request_type != FLOW_REQUEST_TYPE)
+    return requests / flows if flows else 1.0
 
 
 def judge(fig: dict, slo: Slo) -> tuple[bool, str]:

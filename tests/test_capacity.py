@@ -96,8 +96,11 @@ def test_a_step_within_slo_and_the_generator_bound_reason():
 
 def test_iteration_arrivals_offer_their_requests_per_arrival():
     samples = [(i / 10, 0.0, 5.0, True) for i in range(10) for _ in range(3)]  # 3 requests per arrival
-    fig = ladder.figures(_series(samples), 0.0, 1.0, 10.0, 10, 10, 0)
+    series = _series(samples)
+    series[K("FLOW", "iteration", True)] = timingfile.Series([15.0] * 10, [i / 10 for i in range(10)])
+    fig = ladder.figures(series, 0.0, 1.0, 10.0, 10, 10, 0)
     assert fig["offered_rps"] == 30.0 and fig["achieved_rps"] == 30.0
+    assert ladder.figures(series, 0.0, 0.5, 10.0, 5, 5, 0)["offered_rps"] == 30.0  # a run-wide count per arrival
 
 
 # -- the ladder's plan ------------------------------------------------------------------------------
