@@ -221,7 +221,7 @@ class _CheckedUser(FastHttpUser):
             response_time=(time.perf_counter() - t) * 1000.0,
             response_length=0,
             exception=FlowError(first) if first is not None else None,
-            context={},
+            context=self.context(),  # the open model's arrival lag (openmodel.py): the iteration's own
             start_time=start_time,
         )
 
