@@ -255,3 +255,12 @@ def test_judged_steps_are_told_once_as_the_run_goes(tmp_path):
     assert n == 1 and loadgen._tell_steps(p, n, told.append) == 1 and len(told) == 1
     assert capacity.live_line(told[0]).split() == ["step", "ladder", "offered", "10.0", "achieved", "10.0", "p99",
                                                    "12.0", "ms", "errors", "0.00%", "dropped", "0", "ok"]
+
+
+def test_the_matrix_has_a_capacity_scenario():
+    from asgibench import matrix, variants
+    s = matrix.MatrixSettings(rows=["uvicorn"], scenarios=["capacity"], trials=1)
+    plan = matrix.plan_for(s, variants.get("uvicorn"), "capacity")
+    assert plan.scenario == loadgen.CAPACITY and plan.flow == variants.get("uvicorn").default_flow
+    loadgen.validate(plan)
+    assert s.estimate_seconds() == matrix.OVERHEAD_SECONDS + s.warmup + matrix.CAPACITY_SECONDS
