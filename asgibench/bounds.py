@@ -44,6 +44,11 @@ BOUNDS: dict[str, Bound] = {
     "locust_workers": Bound("locust workers", 0, 256),
     "remote_workers": Bound("remote workers", 0, 1024),
     "request_timeout": Bound("request timeout", 0, 600, unit=" seconds", low_exclusive=True),
+    # the capacity ladder (locustfiles/ladder.py): a factor near 1 would never reach the knee in time
+    "ladder_start": Bound("--ladder-start", 0, 100000, unit=" arrivals/s", low_exclusive=True),
+    "ladder_factor": Bound("--ladder-factor", 1.1, 10),
+    "ladder_hold": Bound("--ladder-hold", 1, 600, unit=" seconds"),
+    "ladder_budget": Bound("--ladder-budget", 1, 3600, unit=" seconds"),
     # the io scenario's sleep as `bench --io-seconds` takes it: a zero sleep measures nothing
     "io_seconds_option": Bound("--io-seconds", 0, 5, low_exclusive=True),
     # the server, the database and the run (policy.check_request)

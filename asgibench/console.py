@@ -11,7 +11,7 @@ import os
 import statistics
 import sys
 
-from asgibench import figures, results, stats, variants
+from asgibench import capacity, figures, results, stats, variants
 
 
 def say(msg: str, *, quiet: bool = False) -> None:
@@ -116,8 +116,10 @@ def print_summary(opts, run_dir, summary) -> None:
         print(f"  whole flow: {f['iterations']} iterations ({f['failed']} failed), median {f['p50_ms']} ms")
     if "open_model" in summary:
         o = summary["open_model"]
-        print(f"  open model: {o['achieved_per_s']} of {o['target_per_s']} iterations/s started with {o['users']} users"
-              + ("" if o["held"] else "  RATE NOT HELD: more users needed, latency is not an open-model figure"))
+        print(f"  open model: {o['achieved_per_s']} of {o['target_per_s']} iterations/s, in-flight cap {o['users']}, "
+              f"dropped {o.get('dropped', 0)}" + ("" if o["held"] else "  RATE NOT HELD: raise the cap (--users)"))
+    if meta.get("capacity"):
+        print("\n".join(capacity.ladder_lines(meta["capacity"])))
     if "concurrency" in summary:
         c = summary["concurrency"]
         print(f"  concurrency efficiency {c['efficiency']}  "

@@ -5,10 +5,16 @@ rusage of our reaped children, ask health() (server and database) while it runs,
 on a death or Ctrl-C keeping its CSVs.
 A new Locust option the runner passes is a LoadPlan field and its words in command() (its range in
 bounds.BOUNDS, checked by validate); a new ramped scenario is a shape in locustfiles/stages.py.
+
+Open model (--arrival-rate R, and the capacity scenario): locustfiles/openmodel.py's dispatcher, one
+OpenModelUser scheduling arrivals independently of responses; `users` is then its in-flight cap
+(--max-inflight) and the arrivals go to openmodel.json. The capacity scenario runs its ladder
+(locustfiles/ladder.py: start, factor, hold, budget, SLO) inside that one Locust run; it ends itself.
 """
 from __future__ import annotations
 
 import csv
+import json
 import math
 import resource
 import signal
@@ -21,14 +27,18 @@ from pathlib import Path
 import benchcontract
 from asgibench import ROOT, bounds, procs
 from asgibench.errors import UsageError
-from locustfiles import stages  # plain data, importable without Locust
+from locustfiles import ladder, stages  # plain data and rules, importable without Locust
 
 LOCUSTFILES = ROOT / "locustfiles"
 
 USER_CLASSES = {"original": "OriginalFlowUser", "api": "ApiOnlyUser", "io": "IoProbeUser", "bare": "BareGetUser"}
 CONSTANT = "constant"
 IO = "io"
-SCENARIOS = (*stages.SHAPES, CONSTANT, IO)
+CAPACITY = "capacity"
+SCENARIOS = (*stages.SHAPES, CONSTANT, IO, CAPACITY)
+OPEN_USER = "OpenModelUser"
+OPEN_MODEL_FILE = "openmodel.json"
+CAPACITY_INFLIGHT = 500  # the capacity scenario's default in-flight cap (slots are created only when needed)
 DEFAULT_SCENARIO = "readme"
 
 
@@ -56,7 +66,28 @@ class LoadPlan:
     arrival_rate: float = 0.0  # open model: iterations started per second over all users (0 = closed)
     warmup: float = 0.0  # seconds of load before the measured run, excluded (in-process, one process only)
     request_timeout: float = benchcontract.DEFAULT_REQUEST_TIMEOUT  # seconds a request may wait, then a failure
+    arrival_spacing: str = "constant"  # open model: constant | poisson gaps between arrivals
+    slo: str = ladder.DEFAULT_SLO  # capacity: the SLO every step must meet
+    ladder_start: float = ladder.Planner.start  # capacity: first offered rate, requests/s
+    ladder_factor: float = ladder.Planner.factor  # capacity: each step's rate x this
+    ladder_hold: float = ladder.Planner.hold  # capacity: seconds per step
+    ladder_budget: float = 80.0  # capacity: seconds of ladder + bisection steps at most
     extra: list = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self.arrival_rate) or self.scenario == CAPACITY
+
+    @property
+    def arrival_unit(self) -> str:
+        """One request per arrival on the capacity ladder (a request-level SLO), except for the original
+        flow, whose steps depend on each other (one iteration per arrival)."""
+        return "request" if self.scenario == CAPACITY and self.flow != "original" else "iteration"
+
+    def planner(self) -> ladder.Planner:
+        return ladder.Planner(start=self.ladder_start, factor=self.ladder_factor, hold=self.ladder_hold,
+                              budget=self.ladder_budget, overload_hold=self.ladder_hold,
+                              recovery_hold=2 * self.ladder_hold)
 
     @property
     def is_shape(self) -> bool:
@@ -66,6 +97,9 @@ class LoadPlan:
     def seconds(self) -> float:
         if self.is_shape:
             return stages.total_seconds(self.scenario) * self.time_scale
+        if self.scenario == CAPACITY:  # the longest the ladder can run; it ends itself when done
+            p = self.planner()
+            return p.max_seconds() + ladder.Slo().p99_ms / 1000.0 * (p.budget / p.hold + 3) + 10
         return self.duration
 
     @property
@@ -109,10 +143,27 @@ def locust_env() -> dict:
     return {"PYTHONPATH": str(ROOT / "services")}
 
 
+def open_model_words(plan: LoadPlan, out: Path, warmup: bool) -> list[str]:
+    """openmodel.py's options: the flow each arrival runs, the cap, the spacing, the ladder."""
+    cmd = ["--open-flow", USER_CLASSES[plan.flow], "--arrival-unit", plan.arrival_unit,
+           "--arrival-spacing", plan.arrival_spacing, "--max-inflight", str(plan.users), "--users", "1",
+           "--spawn-rate", "1"]
+    if not warmup:
+        cmd += ["--open-model-file", str(out / OPEN_MODEL_FILE)]
+    if plan.scenario == CAPACITY:
+        per = ladder.REQUESTS_PER_ITERATION[plan.flow] if plan.arrival_unit == "iteration" else 1
+        cmd += ["--ladder", "--slo", plan.slo, "--ladder-start", f"{plan.ladder_start / per:g}",
+                "--ladder-factor", f"{plan.ladder_factor:g}", "--ladder-hold", f"{plan.ladder_hold:g}",
+                "--ladder-budget", f"{plan.ladder_budget:g}"]
+    return cmd
+
+
 def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warmup: bool = False,
             web_port: int = 8089) -> list[str]:
-    files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else [])
-    cmd = [str(locust_bin()), "-f", ",".join(files), USER_CLASSES[plan.flow], "--host", host,
+    files = [str(LOCUSTFILES / "workload.py")] + ([str(LOCUSTFILES / "shapes.py")] if plan.is_shape else []) \
+        + ([str(LOCUSTFILES / "openmodel.py")] if plan.is_open else [])
+    user_class = OPEN_USER if plan.is_open else USER_CLASSES[plan.flow]
+    cmd = [str(locust_bin()), "-f", ",".join(files), user_class, "--host", host,
            "--api-prefix", plan.api_prefix, "--io-path", plan.io_path, "--io-seconds", str(plan.io_seconds),
            "--bare-path", plan.bare_path, "--request-timeout", f"{plan.request_timeout:g}",
            "--loglevel", "WARNING", "--logfile", str(out / "locust.log")]
@@ -122,6 +173,8 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
         cmd.append("--only-slowapi")
     if plan.is_shape:
         cmd += ["--scenario", plan.scenario, "--time-scale", str(plan.time_scale)]
+    elif plan.is_open:
+        cmd += open_model_words(plan, out, warmup)
     else:
         cmd += ["--users", str(plan.users), "--spawn-rate", str(plan.spawn_rate)]
     if plan.processes != 1:
@@ -161,11 +214,12 @@ class LoadResult:
 
 
 def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup: bool = False,
-        progress=None, on_measure_start=None) -> LoadResult:
+        progress=None, on_measure_start=None, on_step=None) -> LoadResult:
     """Run Locust headless until its run time ends (or health() reports a death, or Ctrl-C).
     health() (every 0.5 s) returns None while the stack is fine, else (status, one-line reason): the
     run then stops at once, Locust keeping its CSVs. on_measure_start() is called once the in-process
-    warm-up is over (approximately: Locust's clock starts with its first stats file)."""
+    warm-up is over (approximately: Locust's clock starts with its first stats file). on_step(step) is
+    called with each ladder step of openmodel.json once the controller has judged it (live figures)."""
     out.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
@@ -177,6 +231,7 @@ def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup:
     hard_limit = plan.seconds + plan.warmup + 90  # every load run is bounded: Locust stops itself long before this
     interrupted, died, died_after = False, None, None
     started = None  # the measured run starts when Locust writes its first stats (after its imports)
+    steps_told = 0
     try:
         while proc.poll() is None:
             time.sleep(0.5)
@@ -193,6 +248,8 @@ def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup:
                 on_measure_start = None
             if progress and started is not None:
                 progress(time.monotonic() - started - plan.warmup, plan.seconds, read_totals(out))
+            if on_step is not None:
+                steps_told = _tell_steps(out / OPEN_MODEL_FILE, steps_told, on_step)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -206,6 +263,17 @@ def run(plan: LoadPlan, host: str, out: Path, *, health=None, cpus=None, warmup:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return LoadResult(proc.returncode, time.monotonic() - t0, cpu, interrupted, *(died or (None, None)), died_after)
+
+
+def _tell_steps(path: Path, told: int, on_step) -> int:
+    """Hand on_step the judged steps of the open-model file not handed yet; returns how many were."""
+    try:
+        steps = [s for s in json.loads(path.read_text())["steps"] if s.get("live")]
+    except (OSError, ValueError, KeyError):
+        return told
+    for s in steps[told:]:
+        on_step(s)
+    return max(told, len(steps))
 
 
 def _reap(proc: subprocess.Popen) -> None:
@@ -234,7 +302,7 @@ def read_totals(out: Path) -> dict:
 
 
 def open_model_users(rate: float) -> int:
-    """Enough users for an arrival rate: each can absorb up to 2 s of iteration latency."""
+    """The open model's default in-flight cap for an arrival rate: 2 s of arrivals in flight."""
     return max(10, min(1000, math.ceil(rate * 2)))
 
 
@@ -242,10 +310,22 @@ def validate(plan: LoadPlan) -> None:
     """What Locust cannot run as asked (ranges: bounds.BOUNDS)."""
     if plan.arrival_rate and plan.is_shape:
         raise UsageError("--arrival-rate is an open model of its own: use it with the constant or io scenario")
+    if plan.scenario == CAPACITY and plan.arrival_rate:
+        raise UsageError("the capacity scenario chooses its own rates: drop --arrival-rate "
+                         "(--ladder-start sets the first)")
+    if plan.is_open and not plan.single_process:
+        raise UsageError("the open model runs in one Locust process: drop --processes/--locust-workers")
+    if plan.arrival_spacing not in ("constant", "poisson"):
+        raise UsageError(f"unknown arrival spacing {plan.arrival_spacing!r} (constant or poisson)")
+    try:
+        ladder.parse_slo(plan.slo)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if plan.distributed and plan.processes != 1:
         raise UsageError("--processes and --locust-workers are two ways to the same thing: pick one")
     if plan.scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {plan.scenario!r} (choose from {', '.join(SCENARIOS)})")
     for name in ("users", "spawn_rate", "duration", "time_scale", "io_seconds", "processes", "arrival_rate",
-                 "locust_workers", "remote_workers", "request_timeout"):
+                 "locust_workers", "remote_workers", "request_timeout", "ladder_start", "ladder_factor",
+                 "ladder_hold", "ladder_budget"):
         bounds.check(name, getattr(plan, name))

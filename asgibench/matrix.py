@@ -27,7 +27,8 @@ from asgibench.errors import RunError, UsageError
 from asgibench.files import write_json_atomic
 from asgibench.options import BenchOptions, duration, number
 
-SCENARIOS = ("cpu", "io")  # cpu: the row's default flow, constant users; io: the I/O probe
+SCENARIOS = ("cpu", "io", "capacity")  # cpu: the row's default flow, constant users; io: the I/O probe;
+CAPACITY_SECONDS = 70.0  # capacity: the ladder on the row's default flow (loadgen's defaults), typically this long
 # Measured here: server start + contract + one Locust start-up per scenario + stop, per row and trial.
 OVERHEAD_SECONDS = 10.5
 
@@ -54,7 +55,7 @@ class MatrixSettings:
 
     def estimate_seconds(self) -> float:
         per = OVERHEAD_SECONDS + self.warmup + ("cpu" in self.scenarios) * self.duration \
-            + ("io" in self.scenarios) * self.io_duration
+            + ("io" in self.scenarios) * self.io_duration + ("capacity" in self.scenarios) * CAPACITY_SECONDS
         return per * len(self.rows) * self.trials
 
 
@@ -81,6 +82,8 @@ def plan_for(settings: MatrixSettings, variant, scenario: str) -> loadgen.LoadPl
                                 spawn_rate=loadgen.default_spawn_rate(loadgen.IO, settings.io_users),
                                 duration=settings.io_duration,
                                 io_path=variant.io_probe, io_seconds=settings.io_seconds)
+    if scenario == "capacity":
+        return loadgen.LoadPlan(scenario=loadgen.CAPACITY, flow=variant.default_flow, users=loadgen.CAPACITY_INFLIGHT)
     return loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=variant.default_flow, users=settings.users,
                             spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, settings.users),
                             duration=settings.duration)
@@ -184,6 +187,7 @@ class Matrix:
                       f"{summ.get('exact_percentiles_ms', {}).get('p95', float('nan')):8.1f} ms  "
                       f"failures {summ['failures']}" + (f"  efficiency {eff}" if eff is not None else "")
                       + ("  GENERATOR-BOUND" if meta["generator"]["bound"] else "")
+                      + (f"  capacity at SLO {meta['capacity']['capacity_rps']} req/s" if meta.get("capacity") else "")
                       + (f"  {meta['status'].upper()}" if meta["status"] != "completed" else ""), flush=True)
         return next((x for x in statuses if x != "completed"), "completed")
 
@@ -223,7 +227,7 @@ class Matrix:
 
 def add_arguments(p) -> None:
     p.add_argument("--variants", help="comma-separated rows (default: every row available on this Python)")
-    p.add_argument("--scenario", default="cpu,io", help="cpu,io (default both)")
+    p.add_argument("--scenario", default="cpu,io", help="cpu,io,capacity (default cpu,io; capacity: the SLO ladder)")
     p.add_argument("--trials", type=number(int), default=3)
     p.add_argument("--duration", type=duration, default=20.0, help="cpu scenario run time (default 20s)")
     p.add_argument("--io-duration", type=duration, default=10.0, help="io scenario run time (default 10s)")

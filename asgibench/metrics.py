@@ -86,7 +86,7 @@ def concurrency(summary: dict, plan: loadgen.LoadPlan) -> dict:
 
 def derive(summary: dict, plan: loadgen.LoadPlan) -> None:
     """Add the plan's derived figures to the run's summary (in place)."""
-    if plan.flow == "io":
+    if plan.flow == "io" and not plan.is_open:  # users / S is a closed-model ideal
         summary["concurrency"] = concurrency(summary, plan)
     if plan.arrival_rate:
         summary["open_model"] = open_model(summary, plan)

@@ -99,7 +99,28 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--duration", type=duration, help="run time of constant/io scenarios, e.g. 30s, 2m")
     g.add_argument("--time-scale", type=number(float), default=1.0, help="compress a shape's stages (0.1 = 10x faster)")
     g.add_argument("--arrival-rate", type=number(float), default=0.0,
-                   help="open model: iterations started per second (constant_throughput; users default 2 s worth)")
+                   help="open model: iterations started per second, independently of responses (openmodel.py); "
+                        "--users is then the in-flight cap (default 2 s of arrivals)")
+    g.add_argument("--arrival-spacing", choices=("constant", "poisson"), default="constant",
+                   help="open model: gaps between arrivals (default constant, 1/rate)")
+    c = p.add_argument_group("capacity scenario (--scenario capacity: a ladder of offered rates, "
+                             "locustfiles/ladder.py)")
+    slo = loadgen.ladder.DEFAULT_SLO.replace("%", "%%")  # argparse %-formats help strings
+    c.add_argument("--slo", default=loadgen.ladder.DEFAULT_SLO,
+                   help=f"per-request SLO every step must meet (default {slo}; also "
+                        "achieved=97%%, dropped=1%%)")
+    c.add_argument("--ladder-start", type=number(float), default=loadgen.LoadPlan.ladder_start,
+                   help=f"first offered rate, requests/s (default {loadgen.LoadPlan.ladder_start:g}; the original "
+                        "flow's ladder offers whole iterations, about 6 requests each)")
+    c.add_argument("--ladder-factor", type=number(float), default=loadgen.LoadPlan.ladder_factor,
+                   help=f"each step offers this many times the last (default {loadgen.LoadPlan.ladder_factor:g})")
+    c.add_argument("--ladder-hold", type=duration, default=loadgen.LoadPlan.ladder_hold,
+                   help=f"seconds per step (default {loadgen.LoadPlan.ladder_hold:g})")
+    c.add_argument("--io-probe", action="store_true",
+                   help="the ladder offers the I/O probe (--io-seconds per request) instead of the row's flow: a "
+                        "known capacity, concurrent slots / seconds")
+    c.add_argument("--ladder-budget", type=duration, default=loadgen.LoadPlan.ladder_budget,
+                   help=f"seconds of ladder + bisection steps at most (default {loadgen.LoadPlan.ladder_budget:g})")
     d = p.add_argument_group("distributed load and external servers")
     d.add_argument("--locust-workers", type=number(int), default=0,
                    help="run a Locust master plus N worker processes on this machine")
@@ -156,13 +177,18 @@ def build_options(a) -> BenchOptions:
         raise UsageError(f"unknown scenario {scenario!r} (choose from {', '.join(loadgen.SCENARIOS)})")
     if scenario in loadgen.stages.SHAPES and given:
         raise UsageError(f"scenario {scenario} is a ramp of its own: --users/--duration apply to constant and io")
-    if scenario == loadgen.IO:
+    if scenario == loadgen.IO or (scenario == loadgen.CAPACITY and a.io_probe):
         flow = "io"
     elif a.api_only or a.only_slowapi or "admin" not in variant.serves:
         flow = "api"
     else:
         flow = variant.default_flow
-    users = (loadgen.open_model_users(a.arrival_rate) if a.arrival_rate else 10) if a.users is None else a.users
+    if a.users is not None:
+        users = a.users
+    elif scenario == loadgen.CAPACITY:
+        users = loadgen.CAPACITY_INFLIGHT  # the in-flight cap
+    else:
+        users = loadgen.open_model_users(a.arrival_rate) if a.arrival_rate else 10
     default_seconds = 20.0 if scenario == loadgen.IO else 30.0
     plan = loadgen.LoadPlan(
         scenario=scenario, flow=flow, users=users,
@@ -173,7 +199,9 @@ def build_options(a) -> BenchOptions:
         io_path=variant.io_probe, io_seconds=a.io_seconds, processes=a.processes, arrival_rate=a.arrival_rate,
         locust_workers=a.locust_workers, remote_workers=a.remote_workers, master_bind=a.master_bind,
         master_port=a.master_port or (5557 if a.remote_workers else database.free_port()),
-        request_timeout=a.request_timeout,
+        request_timeout=a.request_timeout, arrival_spacing=a.arrival_spacing, slo=a.slo,
+        ladder_start=a.ladder_start, ladder_factor=a.ladder_factor, ladder_hold=a.ladder_hold,
+        ladder_budget=a.ladder_budget,
     )
     if not a.allow_remote and not server.loopback(a.master_bind):
         raise UsageError(f"--master-bind {a.master_bind} is not loopback: "

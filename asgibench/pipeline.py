@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from asgibench import console, contract, database, envs, loadgen, metrics, policy, procs, results, runmeta, variants
+from asgibench.capacity import analyse as analyse_capacity, live_line, open_model_figures
 from asgibench.errors import RunError, UsageError, VerdictError
 from asgibench.measure import SAMPLES_FILE, Sampler, write_samples
 from asgibench.server import ExternalServer, Server, ServerSpec
@@ -158,7 +159,9 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     with database.BackendSampler(st.db) as backends, Sampler(trees, pss={"server"}) as sampled:
         res = loadgen.run(plan, st.base_url, run_dir, health=stack_health(st.server, backends),
                           cpus=opts.cpus.get("locust"), progress=None if opts.quiet else console.Progress(),
-                          on_measure_start=backends.restart)
+                          on_measure_start=backends.restart,
+                          on_step=None if opts.quiet or plan.scenario != loadgen.CAPACITY else
+                          lambda step: print(live_line(step), flush=True))
     if not opts.quiet:
         console.Progress.done()
     write_samples(run_dir / SAMPLES_FILE, sampled)
@@ -172,6 +175,8 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     summary["memory"] = metrics.memory(summary, server, backends.peak)
     summary["cost"] = metrics.cost(summary, server, db, generator, summary["memory"])
     summary["balance"] = metrics.balance(summary, server)
+    if plan.arrival_rate and "open_model" in summary:  # the dispatcher's arrivals, latency both ways
+        summary["open_model"].update(open_model_figures(run_dir) or {})
     meta.update({
         "generator": generator,
         "server_cpu_seconds": summary["cost"]["server_cpu_seconds"],
@@ -179,6 +184,8 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
         "db_peak_backends": backends.peak,
         "summary": summary,
     })
+    if plan.scenario == loadgen.CAPACITY:
+        meta["capacity"] = analyse_capacity(run_dir, plan.slo)
     if res.died == "database-died":  # its requests wait on a database that is gone: no point in a long grace
         st.server.stop(grace=DEAD_DATABASE_GRACE)
     if res.died:
@@ -192,7 +199,8 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     if summary["requests"] == 0:
         raise RunError(f"no request was measured on {variant.name} (Locust exit code {res.exit_code}; see "
                        f"{run_dir / 'locust.log'})")
-    meta["verdict"] = runmeta.verdict(summary, opts.accept_failures)
+    # the capacity ladder pushes past the knee on purpose: its failures are the ladder's figures, not a verdict
+    meta["verdict"] = runmeta.verdict(summary, opts.accept_failures or plan.scenario == loadgen.CAPACITY)
     if summary.get("stall"):
         meta["status"] = "stalled"
 

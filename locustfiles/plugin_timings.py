@@ -8,6 +8,11 @@ cleared when a test starts (like Locust's stats), on the web UI's "reset stats",
 completes if --reset-stats is set.
 
 The samples are also the generator plugin's request counts (counts()).
+
+Open model (openmodel.py): a request whose user's context() carries "open_lag" (seconds its arrival
+started after its intended time) stores that lag beside it, so the file keeps both latencies: from
+the actual send (ms) and from the intended start (ms + 1000 * lag). live() hands the current samples
+to the ladder controller, which judges each step while the run goes on.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class ExactTimings:
         ev.spawning_complete.add_listener(self.on_spawning_complete)
         ev.quit.add_listener(self.on_quit)
 
-    def on_request(self, request_type, name, response_time, exception=None, start_time=None, **_kw):
+    def on_request(self, request_type, name, response_time, exception=None, start_time=None, context=None, **_kw):
         if response_time is None:
             self.none_response_times += 1
             return
@@ -51,10 +56,15 @@ class ExactTimings:
         s = self.series.get(key)
         if s is None:
             s = self.series[timingfile.SeriesKey(*key)] = timingfile.Series()
+        lag = context.get("open_lag") if context else None
+        if lag is not None and len(s.lag) != len(s.ms):  # the first lagged sample of the series
+            s.lag = s.lags()
         s.ms.append(response_time)
         if start_time is None:
             start_time = time.time() - response_time / 1000.0
         s.t.append(start_time - self.t0)
+        if lag is not None or len(s.lag):
+            s.lag.append(lag or 0.0)
 
     def clear(self, **_kw):
         self.series = {}

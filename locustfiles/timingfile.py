@@ -17,7 +17,13 @@ File format, version 1 (all numbers little-endian):
              (exactly the `response_time` Locust's request event carried, rounded to float32: ~7
              significant digits, i.e. better than 1 microsecond below 8 s), followed by N float32
              start offsets in seconds relative to t0 (when the request started; resolution better
-             than 0.25 ms for runs under an hour).
+             than 0.25 ms for runs under an hour), and, only when the series entry says
+             "lag": true, N float32 lags in seconds (open model, openmodel.py: how long after its
+             intended start the request's arrival was actually started; the request's latency from
+             its intended start is ms + 1000 * lag, corrected for coordinated omission).
+
+A series without lags (closed model) is laid out exactly as before the lag arrays existed; its
+lag is 0 (intended start = actual send). Series.intended_ms() gives the corrected latencies.
 
 A series is one (request_type, name, ok) triple: successes and failures are kept apart, so exact
 percentiles can be computed over successes only, or over everything as Locust does. Requests whose
@@ -52,14 +58,25 @@ class SeriesKey(NamedTuple):
 class Series:
     """Samples of one (request_type, name, ok): response times (ms) and start offsets (s since t0)."""
 
-    __slots__ = ("ms", "t")
+    __slots__ = ("ms", "t", "lag")
 
-    def __init__(self, ms: Iterable[float] = (), t: Iterable[float] = ()):
+    def __init__(self, ms: Iterable[float] = (), t: Iterable[float] = (), lag: Iterable[float] = ()):
         self.ms = array("f", ms)
         self.t = array("f", t)
+        self.lag = array("f", lag)  # empty (no lags: closed model) or one per sample, seconds
 
     def __len__(self) -> int:
         return len(self.ms)
+
+    def lags(self) -> array:
+        """One lag (s) per sample: the stored ones, or zeros for a series without lags."""
+        return self.lag if len(self.lag) == len(self.ms) else array("f", bytes(4 * len(self.ms)))
+
+    def intended_ms(self) -> array:
+        """Latencies from the intended start (ms + 1000 * lag): equal to ms without lags."""
+        if len(self.lag) != len(self.ms):
+            return array("f", self.ms)
+        return array("f", (m + 1000.0 * g for m, g in zip(self.ms, self.lag)))
 
 
 def _to_le(a: array) -> bytes:
@@ -86,7 +103,8 @@ def write_timings(path: str, t0: float, series: dict[SeriesKey, Series], meta: d
         "t0": t0,
         "meta": meta or {},
         "series": [
-            {"request_type": k.request_type, "name": k.name, "ok": bool(k.ok), "count": len(series[k])} for k in keys
+            {"request_type": k.request_type, "name": k.name, "ok": bool(k.ok), "count": len(series[k]),
+             **({"lag": True} if _has_lag(series[k]) else {})} for k in keys
         ],
     }
     tmp = f"{path}.tmp"
@@ -99,7 +117,15 @@ def write_timings(path: str, t0: float, series: dict[SeriesKey, Series], meta: d
                 raise ValueError(f"series {k} has {len(s.ms)} response times but {len(s.t)} start offsets")
             f.write(_to_le(s.ms))
             f.write(_to_le(s.t))
+            if _has_lag(s):
+                f.write(_to_le(s.lag))
     os.replace(tmp, path)
+
+
+def _has_lag(s: Series) -> bool:
+    if len(s.lag) and len(s.lag) != len(s.ms):
+        raise ValueError(f"a series has {len(s.ms)} response times but {len(s.lag)} lags")
+    return bool(len(s.lag)) and any(s.lag)
 
 
 class TimingsFile(NamedTuple):
@@ -129,6 +155,8 @@ def read_timings(path: str) -> TimingsFile:
             s = Series()
             s.ms = _from_le(_read_exact(f, 4 * n, path))
             s.t = _from_le(_read_exact(f, 4 * n, path))
+            if entry.get("lag"):
+                s.lag = _from_le(_read_exact(f, 4 * n, path))
             out[SeriesKey(entry["request_type"], entry["name"], bool(entry["ok"]))] = s
         if f.read(1):
             raise ValueError(f"{path}: trailing bytes after the last series")
@@ -147,6 +175,9 @@ def merge_timings(files: Iterable[TimingsFile]) -> TimingsFile:
         shift = tf.t0 - t0
         for k, s in tf.series.items():
             m = merged.setdefault(k, Series())
+            if len(s.lag) or len(m.lag):  # keep one lag per sample once any file has lags
+                m.lag = m.lags()
+                m.lag.extend(s.lags())
             m.ms.extend(s.ms)
             m.t.extend(s.t if shift == 0 else array("f", (x + shift for x in s.t)))
     return TimingsFile(t0, {"merged_from": [tf.meta for tf in files]}, merged)

@@ -82,7 +82,7 @@ import json
 import time
 from urllib.parse import quote, urlencode, urlsplit
 
-from locust import constant, constant_throughput, task
+from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
 import benchcontract
@@ -139,15 +139,9 @@ def bounded(user, environment) -> None:
 class _CheckedUser(FastHttpUser):
     abstract = True
 
-    def wait_time(self):
-        """Closed model (default): no think time, like k6's iteration loop. Open model
-        (--arrival-rate R): each of the N users paces its iterations at R/N per second, so R
-        iterations start per second as long as N users are enough to absorb the latency."""
-        rate = self.opts["arrival_rate"] if hasattr(self, "opts") else 0
-        if not rate:
-            return 0
-        users = getattr(self.environment.parsed_options, "num_users", None) or 1
-        return constant_throughput(rate / users)(self)
+    # Closed model: no think time, like k6's iteration loop. The open model (--arrival-rate) is
+    # openmodel.py's dispatcher, which runs these classes' iterations on its own greenlets.
+    wait_time = constant(0)
 
     def __init__(self, environment):
         bounded(self, environment)
@@ -227,7 +221,7 @@ class _CheckedUser(FastHttpUser):
             response_time=(time.perf_counter() - t) * 1000.0,
             response_length=0,
             exception=FlowError(first) if first is not None else None,
-            context={},
+            context=self.context(),  # the open model's arrival lag (openmodel.py): the iteration's own
             start_time=start_time,
         )
 

@@ -59,8 +59,8 @@ def _add_arguments(parser, **_kw):
     parser.add_argument("--admin-password", default=DEFAULTS["admin_password"], env_var="LOCUST_ADMIN_PASSWORD",
                         is_secret=True, help="its password (default: benchcontract.ADMIN_PASSWORD)")
     parser.add_argument("--arrival-rate", type=float, default=DEFAULTS["arrival_rate"], env_var="LOCUST_ARRIVAL_RATE",
-                        help="open model: iterations per second over all --users (each user paces at rate/users "
-                             "with constant_throughput); 0 = closed model, no think time")
+                        help="open model (openmodel.py's dispatcher, -f ...,openmodel.py OpenModelUser): arrivals "
+                             "started per second, independently of responses; 0 = closed model")
     parser.add_argument("--request-timeout", type=float, default=DEFAULTS["request_timeout"],
                         env_var="LOCUST_REQUEST_TIMEOUT",
                         help="seconds a request may wait for a connection or the next byte; then it fails with "
