@@ -209,6 +209,7 @@ class Fidelity:
         return 0
 
     def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.dir / "fidelity.json", self.out, indent=1)
         (self.dir / "fidelity.md").write_text(markdown(self.out))
 

@@ -111,7 +111,7 @@ def parse_wrk(text: str) -> dict:
     return {"requests": d["requests"], "seconds": round(seconds, 3),
             "rps": round(d["requests"] / seconds, 2) if seconds else 0.0, "non_2xx": e["status"],
             "socket_errors": socket, "errors": e, "p50_ms": d["latency_us"]["p50"] / 1000,
-            "p99_ms": d["latency_us"]["p99"] / 1000, "paths": d["paths"]}
+            "p99_ms": d["latency_us"]["p99"] / 1000}
 
 
 def k6_env(base_url: str, summary_file: Path, **kw) -> dict:
