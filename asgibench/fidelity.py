@@ -125,6 +125,7 @@ class Fidelity:
         k.update(cpu_share(cpu, wall))
         k["server_us_per_request"] = round(1e6 * server_cpu.seconds / k["http_reqs"], 1) if k["http_reqs"] else None
         k["us_per_request"] = round(1e6 * cpu / k["http_reqs"], 1) if k["http_reqs"] else None
+        k["server_ms_per_iteration"] = round(1e3 * server_cpu.seconds / k["iterations"], 2) if k["iterations"] else None
         loc = locust_figures(meta)
         r = ratio(loc["iterations_per_s"], k["iterations_per_s"])
         verdict = "k6 checks failed" if k["checks_failed"] else ratio_verdict(r, loc["flags"])
@@ -263,14 +264,14 @@ def markdown(out: dict) -> str:
     if out["k6"]:
         md += ["## Locust vs k6, original flow", "",
                "| row | Locust it/s | k6 it/s | ratio | verdict | exchanges/iteration Locust / k6 | req/s ratio | "
-               "Locust CPU | k6 CPU | k6 failed checks |", "|" + "---|" * 10]
+               "Locust CPU | k6 CPU | server ms/iteration Locust / k6 | k6 failed checks |", "|" + "---|" * 11]
         for r in out["k6"]:
             lo, k = r["locust"], r["k6"]
             md.append(f"| {r['variant']} | {lo['iterations_per_s']} | {k['iterations_per_s']} | {r['ratio']} | "
                       f"{r['verdict']} | {lo['exchanges_per_iteration']} / {k['exchanges_per_iteration']} | "
                       f"{r['rps_ratio']} | {_pct(lo['cpu_percent_of_one_core'])} | "
                       f"{_pct(k['cpu_percent_of_one_core'])} | "
-                      f"{k['checks_failed']} |")
+                      f"{lo['server_ms_per_iteration']} / {k['server_ms_per_iteration']} | {k['checks_failed']} |")
         md.append("")
     if out["capacity"]:
         c = out["capacity"]

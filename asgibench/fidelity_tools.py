@@ -209,6 +209,8 @@ def locust_figures(meta: dict) -> dict:
             "exchanges_per_iteration": ratio(s.get("requests"), flow.get("iterations")),
             "cpu_percent_of_one_core": g.get("cpu_percent_of_one_core"), "machine_share": share,
             "generator_us_per_request": g.get("cpu_us_per_request"), "server_us_per_request": server_us,
+            "server_ms_per_iteration": round(1e3 * meta["server_cpu_seconds"] / flow["iterations"], 2)
+            if meta.get("server_cpu_seconds") and flow.get("iterations") else None,
             "bound": g.get("bound"), "competing": g.get("competing"), "flags": figures.flags(meta)}
 
 
@@ -222,6 +224,9 @@ def capacity_inputs(meta: dict, where="meta.json") -> tuple[str, float, dict, li
     if plan.get("flow") not in (None, "api"):
         raise UsageError(f"{where}: the k6 capacity check sends the API flow's requests; this run's flow is "
                          f"{plan.get('flow')}")
+    level = (cap.get("slo") or {}).get("level")
+    if level not in (None, "request"):
+        raise UsageError(f"{where}: its SLO is judged per {level}; the k6 check judges each request")
     given = {k: float(v) for k, v in (cap.get("slo") or {}).items() if k in DEFAULT_SLO and v is not None}
     return (meta["variant"]["name"], float(cap["capacity_rps"]), {**DEFAULT_SLO, **given},
             api_paths(plan.get("api_prefix") or bc.API_PREFIX),

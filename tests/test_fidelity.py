@@ -212,6 +212,8 @@ def test_capacity_comparison_from_a_synthetic_capacity_run():
     assert found["ratio"] == pytest.approx(812.5 / 771.875, abs=1e-3)
     with pytest.raises(UsageError, match="capacity_rps"):
         ft.capacity_inputs(_capacity_meta(capacity_rps=None))
+    with pytest.raises(UsageError, match="judged per flow"):
+        ft.capacity_inputs(_capacity_meta(slo={"p99_ms": 100.0, "level": "flow"}))
     with pytest.raises(UsageError, match="flow is original"):
         ft.capacity_inputs({**_capacity_meta(), "plan": {"flow": "original"}})
 
@@ -237,13 +239,14 @@ def test_markdown_and_lines_carry_ratios_shares_and_flags(tmp_path):
     f.out["k6"].append({"variant": "gunicorn-eventlet", "locust": loc, "ratio": 0.92, "rps_ratio": 0.66,
                         "verdict": "MISS", "k6": {"iterations_per_s": 21.7, "exchanges_per_iteration": 7.0,
                                                   "cpu_percent_of_one_core": 5.0, "server_us_per_request": 1.0,
-                                                  "checks_failed": 0}})
+                                                  "checks_failed": 0, "server_ms_per_iteration": 9.5}})
     f.out["capacity"] = {**ft.capacity_search(100.0, _knee(100.0)[0]), "variant": "raw-asgi-asyncpg",
                          "slo": SLO, "verdict": "ok"}
     f.save()
     md = (tmp_path / "fidelity" / "t" / "fidelity.md").read_text()
     assert "| raw-asgi-asyncpg | 80.0 | 100.0 | 0.8 | flagged | 44% | 0.22 | 3% |" in md
     assert "generator-bound: generator CPU 95% of a core" in md and "| 5.0 / 7.0 |" in md
+    assert "| 10.0 / 9.5 | 0 |" in md  # server CPU per iteration: 2 s / 200 iterations beside k6's
     assert "ladder capacity 100.0 req/s" in md and "up to 100.0 req/s" in md
     assert json.loads((tmp_path / "fidelity" / "t" / "fidelity.json").read_text())["wrk"][0]["ratio"] == 0.8
     assert "= 0.8 [flagged]" in fidelity.line(f.out["wrk"][0]) and "wrk 3%" in fidelity.line(f.out["wrk"][0])
