@@ -38,6 +38,7 @@ from asgibench.fidelity_tools import (
     TOLERANCE,
     WRK_ROWS,
     api_paths,
+    bracket,
     capacity_inputs,
     capacity_search,
     cpu_share,
@@ -48,6 +49,8 @@ from asgibench.fidelity_tools import (
     locust_figures,
     parse_k6_summary,
     parse_wrk,
+    passed,
+    per_request,
     ratio,
     ratio_verdict,
     run_tool,
@@ -76,59 +79,84 @@ class Fidelity:
                                  "step_seconds": step_seconds, "tolerance": TOLERANCE,
                                  "capacity_tolerance": CAPACITY_TOLERANCE},
                     "wrk": [], "k6": [], "capacity": None}
+        self._keep_earlier()
 
-    def locust_trial(self, variant: str, flow: str, stack: ExitStack, python=None, workers=None):
-        """A Locust trial through the pipeline's own steps; the server stays up (in `stack`) for the
-        independent generator that follows on the same server."""
+    def _keep_earlier(self) -> None:
+        """An --id measured before (e.g. one row at a time, each under the bench lock): its other rows and
+        parts stay in fidelity.json; what this invocation measures replaces theirs."""
+        try:
+            earlier = json.loads((self.dir / "fidelity.json").read_text())
+        except (OSError, ValueError):
+            return
+        redone = set(self.rows) if "wrk" in self.parts else set()
+        self.out["wrk"] = [r for r in earlier.get("wrk") or [] if r["variant"] not in redone]
+        for part in ("k6", "capacity"):
+            if part not in self.parts and earlier.get(part):
+                self.out[part] = earlier[part]
+
+    def bracketed_trial(self, variant: str, flow: str, stack: ExitStack, independent) -> tuple:
+        """On one server (the pipeline's bring_up, kept up in `stack`): independent(st, plan, "before")
+        with its own warm-up, the Locust trial (the pipeline's measure step, its own warm-up), then
+        independent(st, plan, "after"). The generator's two runs bracket Locust's, so a machine that drifts
+        during the comparison shows as their difference instead of a biased ratio."""
         plan = loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=flow, users=self.users, duration=self.seconds,
                                 spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, self.users))
-        opts = BenchOptions(variant=variant, plan=plan, warmup=self.warmup, quiet=True, python=python or self.python,
-                            workers=workers, results_root=self.dir / "runs", accept_failures=True)
+        opts = BenchOptions(variant=variant, plan=plan, warmup=self.warmup, quiet=True, python=self.python,
+                            results_root=self.dir / "runs", accept_failures=True)
         run_dir = results.new_run_dir(variant, f"fidelity-{flow}", opts.results_root)
         meta = runmeta.new_meta(variants.get(variant), opts, plan)
         with runmeta.recorded(run_dir, meta):
             st = pipeline.bring_up(opts, stack, run_dir / "server.log")
+            before = independent(st, plan, "before")
             pipeline.measure(st, opts, plan, run_dir, meta)
-        return st, meta, run_dir
+        return meta, run_dir, before, independent(st, plan, "after")
 
     def wrk_row(self, variant: str, wrk: str) -> dict:
-        with ExitStack() as stack:
-            st, meta, run_dir = self.locust_trial(variant, "api", stack)
-            paths = api_paths(meta["plan"]["api_prefix"])
-            warm = wrk_command(wrk, st.base_url, paths, self.users, max(1.0, self.warmup))
-            run_tool(warm, self.tools / f"wrk-{variant}-warmup.txt", stack)
+        def run(st, plan, label):
+            paths = api_paths(plan.api_prefix)
+            if label == "before":
+                run_tool(wrk_command(wrk, st.base_url, paths, self.users, max(1.0, self.warmup)),
+                         self.tools / f"wrk-{variant}-warmup.txt", stack)
             with TreeCpu(st.server.pids) as server_cpu:
                 text, cpu, wall = run_tool(wrk_command(wrk, st.base_url, paths, self.users, self.seconds),
-                                           self.tools / f"wrk-{variant}.txt", stack)
-        w = parse_wrk(text)
-        w.update(cpu_share(cpu, w["seconds"] or wall), command=" ".join(wrk_command("wrk", "URL", paths, self.users,
-                                                                                     self.seconds)))
-        w["server_us_per_request"] = round(1e6 * server_cpu.seconds / w["requests"], 1) if w["requests"] else None
-        w["us_per_request"] = round(1e6 * cpu / w["requests"], 1) if w["requests"] else None
+                                           self.tools / f"wrk-{variant}-{label}.txt", stack)
+            w = parse_wrk(text)
+            w.update(cpu_share(cpu, w["seconds"] or wall), **per_request(cpu, server_cpu.seconds, w["requests"]))
+            return w
+
+        with ExitStack() as stack:
+            meta, run_dir, before, after = self.bracketed_trial(variant, "api", stack, run)
+        w = bracket(before, after, "rps")
+        w["command"] = " ".join(wrk_command("wrk", "URL", api_paths(meta["plan"]["api_prefix"]), self.users,
+                                            self.seconds))
         loc = locust_figures(meta)
         r = ratio(loc["rps"], w["rps"])
         return {"variant": variant, "flow": "api", "connections": self.users, "locust": loc, "wrk": w, "ratio": r,
-                "verdict": ratio_verdict(r, loc["flags"]), "run_dir": str(run_dir)}
+                "verdict": ratio_verdict(r, loc["flags"], drift=w["drift"]), "run_dir": str(run_dir)}
 
     def k6_row(self, variant: str, k6: str) -> dict:
-        summary = self.tools / f"k6-original-{variant}.json"
-        with ExitStack() as stack:
-            st, meta, run_dir = self.locust_trial(variant, "original", stack)
-            env = k6_env(st.base_url, summary, api_prefix=meta["plan"]["api_prefix"], admin_username=bc.ADMIN_USERNAME,
+        def run(st, plan, label):
+            summary = self.tools / f"k6-original-{variant}-{label}.json"
+            env = k6_env(st.base_url, summary, api_prefix=plan.api_prefix, admin_username=bc.ADMIN_USERNAME,
                          admin_password=bc.ADMIN_PASSWORD, vus=self.users, duration=f"{self.seconds:g}s")
-            run_tool(k6_command(k6, "original.js"), self.tools / f"k6-original-{variant}-warmup.log", stack,
-                     env={**env, "DURATION": f"{max(1.0, self.warmup):g}s", "SUMMARY_FILE": str(summary)})
+            if label == "before":
+                run_tool(k6_command(k6, "original.js"), self.tools / f"k6-original-{variant}-warmup.log", stack,
+                         env={**env, "DURATION": f"{max(1.0, self.warmup):g}s"})
             with TreeCpu(st.server.pids) as server_cpu:
-                _, cpu, wall = run_tool(k6_command(k6, "original.js"), self.tools / f"k6-original-{variant}.log",
-                                        stack, env=env)
-        k = parse_k6_summary(json.loads(summary.read_text()), self.seconds)
-        k.update(cpu_share(cpu, wall))
-        k["server_us_per_request"] = round(1e6 * server_cpu.seconds / k["http_reqs"], 1) if k["http_reqs"] else None
-        k["us_per_request"] = round(1e6 * cpu / k["http_reqs"], 1) if k["http_reqs"] else None
-        k["server_ms_per_iteration"] = round(1e3 * server_cpu.seconds / k["iterations"], 2) if k["iterations"] else None
+                _, cpu, wall = run_tool(k6_command(k6, "original.js"), summary.with_suffix(".log"), stack, env=env)
+            k = parse_k6_summary(json.loads(summary.read_text()), self.seconds)
+            k.update(cpu_share(cpu, wall), **per_request(cpu, server_cpu.seconds, k["http_reqs"]),
+                     server_ms_per_iteration=round(1e3 * server_cpu.seconds / k["iterations"], 2)
+                     if k["iterations"] else None)
+            return k
+
+        with ExitStack() as stack:
+            meta, run_dir, before, after = self.bracketed_trial(variant, "original", stack, run)
+        k = bracket(before, after, "iterations_per_s")
+        k["checks_failed"] = before["checks_failed"] + after["checks_failed"]
         loc = locust_figures(meta)
         r = ratio(loc["iterations_per_s"], k["iterations_per_s"])
-        verdict = "k6 checks failed" if k["checks_failed"] else ratio_verdict(r, loc["flags"])
+        verdict = "k6 checks failed" if k["checks_failed"] else ratio_verdict(r, loc["flags"], drift=k["drift"])
         return {"variant": variant, "flow": "original", "vus": self.users, "locust": loc, "k6": k, "ratio": r,
                 "rps_ratio": ratio(loc["rps"], k["rps"]), "verdict": verdict, "run_dir": str(run_dir)}
 
@@ -201,7 +229,7 @@ class Fidelity:
             db.release()
         self.save()
         print(f"fidelity results: {self.dir / 'fidelity.json'}, {self.dir / 'fidelity.md'}", flush=True)
-        missed = [r for r in self.out["wrk"] + self.out["k6"] if r["verdict"] not in ("ok", "flagged")]
+        missed = [r for r in self.out["wrk"] + self.out["k6"] if not passed(r["verdict"])]
         if self.out["capacity"] and self.out["capacity"]["verdict"] != "ok":
             missed.append(self.out["capacity"])
         if missed:
@@ -220,13 +248,22 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{v:.0f}%"
 
 
+def _around(run: dict, key: str = "rps") -> str:
+    """The independent generator's runs before and after Locust's, and how far apart they are."""
+    if "before" not in run:
+        return "-"
+    drift = None if run["drift"] is None else 100 * run["drift"]
+    return f"{run['before'][key]} / {run['after'][key]} ({_pct(drift)} apart)"
+
+
 def line(row: dict) -> str:
     loc, other = row["locust"], row.get("wrk") or row.get("k6")
     tool = "wrk" if "wrk" in row else "k6"
     what = "req/s" if tool == "wrk" else "iterations/s"
     key = "rps" if tool == "wrk" else "iterations_per_s"
     flags = "; ".join(f"{f}: {why}" for f, why in loc["flags"]) or "not flagged"
-    return (f"{row['variant']}: Locust {loc[key]} / {tool} {other[key]} {what} = {row['ratio']} [{row['verdict']}]; "
+    return (f"{row['variant']}: Locust {loc[key]} / {tool} {other[key]} {what} = {row['ratio']} [{row['verdict']}] "
+            f"({tool} before / after Locust: {_around(other, key)}); "
             f"generator CPU Locust {_pct(loc['cpu_percent_of_one_core'])} of a core, {tool} "
             f"{_pct(other['cpu_percent_of_one_core'])}; server us/request {loc['server_us_per_request']} vs "
             f"{other['server_us_per_request']}; Locust trial {flags}")
@@ -252,25 +289,26 @@ def markdown(out: dict) -> str:
     if out["wrk"]:
         md += ["## Locust vs wrk, API-only flow", "",
                "| row | Locust req/s | wrk req/s | ratio | verdict | Locust CPU (1 core) | Locust machine share | "
-               "wrk CPU (1 core) | server us/req Locust / wrk | flags |", "|" + "---|" * 10]
+               "wrk CPU (1 core) | wrk before / after | server us/req Locust / wrk | flags |", "|" + "---|" * 11]
         for r in out["wrk"]:
             lo, w = r["locust"], r["wrk"]
             md.append(f"| {r['variant']} | {lo['rps']} | {w['rps']} | {r['ratio']} | {r['verdict']} | "
                       f"{_pct(lo['cpu_percent_of_one_core'])} | {lo['machine_share']} | "
-                      f"{_pct(w['cpu_percent_of_one_core'])} | "
+                      f"{_pct(w['cpu_percent_of_one_core'])} | {_around(w)} | "
                       f"{lo['server_us_per_request']} / {w['server_us_per_request']} | "
                       f"{'; '.join(f'{f}: {why}' for f, why in lo['flags']) or '-'} |")
         md.append("")
     if out["k6"]:
         md += ["## Locust vs k6, original flow", "",
                "| row | Locust it/s | k6 it/s | ratio | verdict | exchanges/iteration Locust / k6 | req/s ratio | "
-               "Locust CPU | k6 CPU | server ms/iteration Locust / k6 | k6 failed checks |", "|" + "---|" * 11]
+               "Locust CPU | k6 CPU | k6 before / after | server ms/iteration Locust / k6 | k6 failed checks |",
+               "|" + "---|" * 12]
         for r in out["k6"]:
             lo, k = r["locust"], r["k6"]
             md.append(f"| {r['variant']} | {lo['iterations_per_s']} | {k['iterations_per_s']} | {r['ratio']} | "
                       f"{r['verdict']} | {lo['exchanges_per_iteration']} / {k['exchanges_per_iteration']} | "
                       f"{r['rps_ratio']} | {_pct(lo['cpu_percent_of_one_core'])} | "
-                      f"{_pct(k['cpu_percent_of_one_core'])} | "
+                      f"{_pct(k['cpu_percent_of_one_core'])} | {_around(k, 'iterations_per_s')} | "
                       f"{lo['server_ms_per_iteration']} / {k['server_ms_per_iteration']} | {k['checks_failed']} |")
         md.append("")
     if out["capacity"]:

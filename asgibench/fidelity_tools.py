@@ -176,20 +176,49 @@ def cpu_share(cpu_s: float, wall_s: float) -> dict:
             "machine_share": round(cpu_s / (wall_s * ncpu), 3) if wall_s else None}
 
 
+def per_request(generator_cpu_s: float, server_cpu_s: float, requests: int) -> dict:
+    """The generator's and the server's CPU per request, microseconds (None without requests)."""
+    return {"us_per_request": round(1e6 * generator_cpu_s / requests, 1) if requests else None,
+            "server_us_per_request": round(1e6 * server_cpu_s / requests, 1) if requests else None}
+
+
+def bracket(before: dict, after: dict, key: str) -> dict:
+    """The independent generator's two runs around Locust's: the mean of each figure (None where one run
+    lacks it), both runs, and the drift |before - after| / mean of `key` (how far the machine moved meanwhile)."""
+    out = {}
+    for k, v in before.items():
+        pair = (v, after.get(k))
+        if any(isinstance(x, (bool, str, dict, list)) for x in pair):
+            continue
+        out[k] = round((pair[0] + pair[1]) / 2, 3) if None not in pair else None  # unmeasured in one: None
+    a, b = before.get(key), after.get(key)
+    out.update(drift=round(abs(a - b) / ((a + b) / 2), 3) if a and b else None, before=before, after=after)
+    return out
+
+
 # -- verdicts --------------------------------------------------------------------------------------
 def ratio(a, b) -> float | None:
     return round(a / b, 3) if a and b else None
 
 
-def ratio_verdict(r: float | None, flags: list[tuple[str, str]] | None = None, tolerance: float = TOLERANCE) -> str:
+def ratio_verdict(r: float | None, flags: list[tuple[str, str]] | None = None, tolerance: float = TOLERANCE,
+                  drift: float | None = None) -> str:
     """'ok' within tolerance; 'flagged' outside it when the suite flagged the Locust trial (the
-    target allows that: the reader was told); 'MISS' outside it and unflagged; 'n/a' unmeasured."""
+    target allows that: the reader was told); 'MISS' outside it and unflagged; 'n/a' unmeasured.
+    ' (noisy)' is appended when the generator's own runs before and after Locust's differ by more
+    than the tolerance: the machine moved more than the precision asked of the comparison."""
     if r is None:
         return "n/a"
     if abs(r - 1.0) <= tolerance + 1e-9:
-        return "ok"
-    generator_flags = [f for f, _ in flags or [] if f.startswith("generator-")]
-    return "flagged" if generator_flags else "MISS"
+        verdict = "ok"
+    else:
+        verdict = "flagged" if [f for f, _ in flags or [] if f.startswith("generator-")] else "MISS"
+    return verdict + " (noisy)" if drift is not None and drift > tolerance else verdict
+
+
+def passed(verdict: str) -> bool:
+    """A comparison that met its target (noisy or not) or was flagged as the target allows."""
+    return verdict.split()[0] in ("ok", "flagged")
 
 
 def locust_figures(meta: dict) -> dict:

@@ -124,6 +124,20 @@ BOUND = [("generator-bound", "generator CPU 95% of a core")]
 ])
 def test_ratio_verdict(ratio, flags, verdict):
     assert ft.ratio_verdict(ratio, flags) == verdict
+    assert ft.passed(verdict) is (verdict in ("ok", "flagged"))
+
+
+def test_a_machine_that_moved_during_the_comparison_makes_the_verdict_noisy():
+    before = {"rps": 100.0, "requests": 1500, "cpu_percent_of_one_core": 2.0, "p99_ms": None, "ok": True}
+    after = {"rps": 90.0, "requests": 1350, "cpu_percent_of_one_core": 3.0, "p99_ms": 12.0, "ok": True}
+    b = ft.bracket(before, after, "rps")
+    assert b["rps"] == 95.0 and b["requests"] == 1425 and b["cpu_percent_of_one_core"] == 2.5
+    assert b["p99_ms"] is None and "ok" not in b  # unmeasured in one run: None; booleans are not averaged
+    assert b["drift"] == pytest.approx(10 / 95, abs=1e-3) and b["before"] is before and b["after"] is after
+    assert ft.ratio_verdict(0.97, [], drift=b["drift"]) == "ok (noisy)" and ft.passed("ok (noisy)")
+    assert ft.ratio_verdict(0.80, [], drift=b["drift"]) == "MISS (noisy)" and not ft.passed("MISS (noisy)")
+    assert ft.ratio_verdict(0.97, [], drift=0.04) == "ok"
+    assert ft.bracket({"rps": 0.0}, {"rps": 5.0}, "rps")["drift"] is None
 
 
 def _meta(**generator):
@@ -250,6 +264,18 @@ def test_markdown_and_lines_carry_ratios_shares_and_flags(tmp_path):
     assert "ladder capacity 100.0 req/s" in md and "up to 100.0 req/s" in md
     assert json.loads((tmp_path / "fidelity" / "t" / "fidelity.json").read_text())["wrk"][0]["ratio"] == 0.8
     assert "= 0.8 [flagged]" in fidelity.line(f.out["wrk"][0]) and "wrk 3%" in fidelity.line(f.out["wrk"][0])
+
+
+def test_an_id_measured_part_by_part_keeps_its_earlier_rows(tmp_path):
+    first = fidelity.Fidelity(["wrk"], ["raw-asgi-asyncpg", "uvicorn"], root=tmp_path, fid="same")
+    first.out["wrk"] = [{"variant": "raw-asgi-asyncpg", "ratio": 0.9}, {"variant": "uvicorn", "ratio": 0.95}]
+    first.out["k6"] = [{"variant": "gunicorn-eventlet", "ratio": 0.92}]
+    first.dir.mkdir(parents=True)
+    (first.dir / "fidelity.json").write_text(json.dumps(first.out))
+    again = fidelity.Fidelity(["wrk"], ["uvicorn"], root=tmp_path, fid="same")
+    assert again.out["wrk"] == [{"variant": "raw-asgi-asyncpg", "ratio": 0.9}]  # uvicorn is measured again
+    assert again.out["k6"] == first.out["k6"]
+    assert fidelity.Fidelity(["k6"], [], root=tmp_path, fid="same").out["k6"] == []  # k6 measured again
 
 
 def test_the_report_does_not_take_fidelitys_locust_trials_for_benchmark_rows(tmp_path):
