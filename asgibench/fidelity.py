@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -209,7 +210,7 @@ class Fidelity:
                 wrk = ensure_wrk()
                 for variant in self.rows:
                     print(f"wrk vs Locust on {variant} ({self.users} connections, {self.seconds:g} s each)", flush=True)
-                    self.out["wrk"].append(self.wrk_row(variant, wrk))
+                    self.out["wrk"].append(with_load(self.wrk_row, variant, wrk))
                     print("  " + line(self.out["wrk"][-1]), flush=True)
                     self.save()
             if "k6" in self.parts or "capacity" in self.parts:
@@ -217,7 +218,7 @@ class Fidelity:
             if "k6" in self.parts:
                 print(f"k6 vs Locust, original flow on {K6_ROW} ({self.users} VUs, {self.seconds:g} s each)",
                       flush=True)
-                self.out["k6"].append(self.k6_row(K6_ROW, k6))
+                self.out["k6"].append(with_load(self.k6_row, K6_ROW, k6))
                 print("  " + line(self.out["k6"][-1]), flush=True)
                 self.save()
             if "capacity" in self.parts:
@@ -243,6 +244,14 @@ class Fidelity:
         (self.dir / "fidelity.md").write_text(markdown(self.out))
 
 
+def with_load(measure, *args) -> dict:
+    """A row, with the machine's 1-minute load average before and after it (what else was running)."""
+    start = round(os.getloadavg()[0], 2)
+    row = measure(*args)
+    row["loadavg_1min"] = {"start": start, "end": round(os.getloadavg()[0], 2)}
+    return row
+
+
 # -- what a person reads ---------------------------------------------------------------------------
 def _pct(v) -> str:
     return "n/a" if v is None else f"{v:.0f}%"
@@ -256,6 +265,11 @@ def _around(run: dict, key: str = "rps") -> str:
     return f"{run['before'][key]} / {run['after'][key]} ({_pct(drift)} apart)"
 
 
+def _load(row: dict) -> str:
+    load = row.get("loadavg_1min")
+    return f"{load['start']} -> {load['end']}" if load else "-"
+
+
 def line(row: dict) -> str:
     loc, other = row["locust"], row.get("wrk") or row.get("k6")
     tool = "wrk" if "wrk" in row else "k6"
@@ -266,7 +280,7 @@ def line(row: dict) -> str:
             f"({tool} before / after Locust: {_around(other, key)}); "
             f"generator CPU Locust {_pct(loc['cpu_percent_of_one_core'])} of a core, {tool} "
             f"{_pct(other['cpu_percent_of_one_core'])}; server us/request {loc['server_us_per_request']} vs "
-            f"{other['server_us_per_request']}; Locust trial {flags}")
+            f"{other['server_us_per_request']}; Locust trial {flags}; load average {_load(row)}")
 
 
 def capacity_line(c: dict) -> str:
@@ -289,27 +303,30 @@ def markdown(out: dict) -> str:
     if out["wrk"]:
         md += ["## Locust vs wrk, API-only flow", "",
                "| row | Locust req/s | wrk req/s | ratio | verdict | Locust CPU (1 core) | Locust machine share | "
-               "wrk CPU (1 core) | wrk before / after | server us/req Locust / wrk | flags |", "|" + "---|" * 11]
+               "wrk CPU (1 core) | wrk before / after | server us/req Locust / wrk | flags | load avg |",
+               "|" + "---|" * 12]
         for r in out["wrk"]:
             lo, w = r["locust"], r["wrk"]
             md.append(f"| {r['variant']} | {lo['rps']} | {w['rps']} | {r['ratio']} | {r['verdict']} | "
                       f"{_pct(lo['cpu_percent_of_one_core'])} | {lo['machine_share']} | "
                       f"{_pct(w['cpu_percent_of_one_core'])} | {_around(w)} | "
                       f"{lo['server_us_per_request']} / {w['server_us_per_request']} | "
-                      f"{'; '.join(f'{f}: {why}' for f, why in lo['flags']) or '-'} |")
+                      f"{'; '.join(f'{f}: {why}' for f, why in lo['flags']) or '-'} | {_load(r)} |")
         md.append("")
     if out["k6"]:
         md += ["## Locust vs k6, original flow", "",
                "| row | Locust it/s | k6 it/s | ratio | verdict | exchanges/iteration Locust / k6 | req/s ratio | "
-               "Locust CPU | k6 CPU | k6 before / after | server ms/iteration Locust / k6 | k6 failed checks |",
-               "|" + "---|" * 12]
+               "Locust CPU | k6 CPU | k6 before / after | server ms/iteration Locust / k6 | k6 failed checks | "
+               "load avg |",
+               "|" + "---|" * 13]
         for r in out["k6"]:
             lo, k = r["locust"], r["k6"]
             md.append(f"| {r['variant']} | {lo['iterations_per_s']} | {k['iterations_per_s']} | {r['ratio']} | "
                       f"{r['verdict']} | {lo['exchanges_per_iteration']} / {k['exchanges_per_iteration']} | "
                       f"{r['rps_ratio']} | {_pct(lo['cpu_percent_of_one_core'])} | "
                       f"{_pct(k['cpu_percent_of_one_core'])} | {_around(k, 'iterations_per_s')} | "
-                      f"{lo['server_ms_per_iteration']} / {k['server_ms_per_iteration']} | {k['checks_failed']} |")
+                      f"{lo['server_ms_per_iteration']} / {k['server_ms_per_iteration']} | {k['checks_failed']} | "
+                      f"{_load(r)} |")
         md.append("")
     if out["capacity"]:
         c = out["capacity"]

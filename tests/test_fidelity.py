@@ -254,6 +254,7 @@ def test_markdown_and_lines_carry_ratios_shares_and_flags(tmp_path):
                         "verdict": "MISS", "k6": {"iterations_per_s": 21.7, "exchanges_per_iteration": 7.0,
                                                   "cpu_percent_of_one_core": 5.0, "server_us_per_request": 1.0,
                                                   "checks_failed": 0, "server_ms_per_iteration": 9.5}})
+    f.out["wrk"][0]["loadavg_1min"] = {"start": 1.5, "end": 2.25}
     f.out["capacity"] = {**ft.capacity_search(100.0, _knee(100.0)[0]), "variant": "raw-asgi-asyncpg",
                          "slo": SLO, "verdict": "ok"}
     f.save()
@@ -263,6 +264,7 @@ def test_markdown_and_lines_carry_ratios_shares_and_flags(tmp_path):
     assert "| 10.0 / 9.5 | 0 |" in md  # server CPU per iteration: 2 s / 200 iterations beside k6's
     assert "ladder capacity 100.0 req/s" in md and "up to 100.0 req/s" in md
     assert json.loads((tmp_path / "fidelity" / "t" / "fidelity.json").read_text())["wrk"][0]["ratio"] == 0.8
+    assert "| 1.5 -> 2.25 |" in md and md.count("| - |") >= 1  # the k6 row has no load record: "-"
     assert "= 0.8 [flagged]" in fidelity.line(f.out["wrk"][0]) and "wrk 3%" in fidelity.line(f.out["wrk"][0])
 
 
