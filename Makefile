@@ -35,8 +35,7 @@ BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WO
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) \
   $(if $(REQUEST_TIMEOUT),--request-timeout $(REQUEST_TIMEOUT)) $(if $(ACCEPT_FAILURES),--accept-failures) $(ARGS)
 
-.PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compose \
-  fidelity
+.PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compose
 
 $(CURDIR)/.tools/bin/uv:
 	$(BOOT_PYTHON) -m venv .tools
@@ -77,6 +76,7 @@ env-%: $(RUNNER)
 calibrate: $(RUNNER) ## how fast Locust itself goes on this machine (results/calibration.json)
 	@$(ASGIBENCH) calibrate
 
+.PHONY: fidelity
 fidelity: $(RUNNER) ## Locust vs wrk (API flow) and k6 (original flow; CAPACITY_RUN=dir: capacity) on the same servers
 	@$(ASGIBENCH) fidelity $(if $(CAPACITY_RUN),--capacity-run $(CAPACITY_RUN)) $(if $(DURATION),--duration $(DURATION)) \
 	  $(if $(USERS),--users $(USERS)) $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
