@@ -52,10 +52,12 @@ from asgibench.fidelity_tools import (
     parse_wrk,
     passed,
     per_request,
+    process_cpu,
     ratio,
     ratio_verdict,
     run_tool,
     step_ok,
+    worker_shares,
     wrk_command,
 )
 from asgibench.files import write_json_atomic
@@ -118,11 +120,13 @@ class Fidelity:
             if label == "before":
                 run_tool(wrk_command(wrk, st.base_url, paths, self.users, max(1.0, self.warmup)),
                          self.tools / f"wrk-{variant}-warmup.txt", stack)
+            workers = process_cpu(st.server.pids())
             with TreeCpu(st.server.pids) as server_cpu:
                 text, cpu, wall = run_tool(wrk_command(wrk, st.base_url, paths, self.users, self.seconds),
                                            self.tools / f"wrk-{variant}-{label}.txt", stack)
             w = parse_wrk(text)
-            w.update(cpu_share(cpu, w["seconds"] or wall), **per_request(cpu, server_cpu.seconds, w["requests"]))
+            w.update(cpu_share(cpu, w["seconds"] or wall), **per_request(cpu, server_cpu.seconds, w["requests"]),
+                     worker_shares=worker_shares(workers, process_cpu(st.server.pids()), st.server.proc.pid))
             return w
 
         with ExitStack() as stack:
@@ -265,6 +269,18 @@ def _around(run: dict, key: str = "rps") -> str:
     return f"{run['before'][key]} / {run['after'][key]} ({_pct(drift)} apart)"
 
 
+def _shares(row: dict) -> str:
+    """Worker CPU shares of a multi-worker row: Locust's trial (summary.balance), then the independent
+    generator's runs before and after it; '' for one worker."""
+    other = row.get("wrk") or row.get("k6") or {}
+    runs = [row["locust"].get("worker_shares")] + [(other.get(k) or {}).get("worker_shares")
+                                                   for k in ("before", "after")]
+    if not any(runs):
+        return ""
+    locust, before, after = ("/".join(f"{100 * x:.0f}" for x in r) + "%" if r else "n/a" for r in runs)
+    return f"Locust {locust}, independent {before} then {after}"
+
+
 def _load(row: dict) -> str:
     load = row.get("loadavg_1min")
     return f"{load['start']} -> {load['end']}" if load else "-"
@@ -276,11 +292,12 @@ def line(row: dict) -> str:
     what = "req/s" if tool == "wrk" else "iterations/s"
     key = "rps" if tool == "wrk" else "iterations_per_s"
     flags = "; ".join(f"{f}: {why}" for f, why in loc["flags"]) or "not flagged"
+    shares = f"worker CPU shares {_shares(row)}; " if _shares(row) else ""
     return (f"{row['variant']}: Locust {loc[key]} / {tool} {other[key]} {what} = {row['ratio']} [{row['verdict']}] "
             f"({tool} before / after Locust: {_around(other, key)}); "
             f"generator CPU Locust {_pct(loc['cpu_percent_of_one_core'])} of a core, {tool} "
             f"{_pct(other['cpu_percent_of_one_core'])}; server us/request {loc['server_us_per_request']} vs "
-            f"{other['server_us_per_request']}; Locust trial {flags}; load average {_load(row)}")
+            f"{other['server_us_per_request']}; Locust trial {flags}; {shares}load average {_load(row)}")
 
 
 def capacity_line(c: dict) -> str:
@@ -303,15 +320,16 @@ def markdown(out: dict) -> str:
     if out["wrk"]:
         md += ["## Locust vs wrk, API-only flow", "",
                "| row | Locust req/s | wrk req/s | ratio | verdict | Locust CPU (1 core) | Locust machine share | "
-               "wrk CPU (1 core) | wrk before / after | server us/req Locust / wrk | flags | load avg |",
-               "|" + "---|" * 12]
+               "wrk CPU (1 core) | wrk before / after | server us/req Locust / wrk | flags | worker CPU shares | "
+               "load avg |", "|" + "---|" * 13]
         for r in out["wrk"]:
             lo, w = r["locust"], r["wrk"]
             md.append(f"| {r['variant']} | {lo['rps']} | {w['rps']} | {r['ratio']} | {r['verdict']} | "
                       f"{_pct(lo['cpu_percent_of_one_core'])} | {lo['machine_share']} | "
                       f"{_pct(w['cpu_percent_of_one_core'])} | {_around(w)} | "
                       f"{lo['server_us_per_request']} / {w['server_us_per_request']} | "
-                      f"{'; '.join(f'{f}: {why}' for f, why in lo['flags']) or '-'} | {_load(r)} |")
+                      f"{'; '.join(f'{f}: {why}' for f, why in lo['flags']) or '-'} | "
+                      f"{_shares(r) or '-'} | {_load(r)} |")
         md.append("")
     if out["k6"]:
         md += ["## Locust vs k6, original flow", "",

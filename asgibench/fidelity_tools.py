@@ -182,13 +182,42 @@ def per_request(generator_cpu_s: float, server_cpu_s: float, requests: int) -> d
             "server_us_per_request": round(1e6 * server_cpu_s / requests, 1) if requests else None}
 
 
+def process_cpu(pids) -> dict[int, float]:
+    """user+sys CPU seconds of each live process of `pids` (e.g. Server.pids(): the master and workers),
+    multiprocessing's resource tracker left out (it is no worker)."""
+    import psutil
+
+    out = {}
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if any("resource_tracker" in part for part in p.cmdline()):
+                continue
+            t = p.cpu_times()
+            out[pid] = t.user + t.system
+        except psutil.Error:
+            continue
+    return out
+
+
+def worker_shares(before: dict, after: dict, master: int | None) -> list[float] | None:
+    """Each worker's share of the workers' CPU between two process_cpu readings, in pid order (the
+    master left out): how the independent generator's connections were spread (summary.balance's terms
+    for Locust's trial); None for a single worker or no CPU."""
+    used = {pid: cpu - before.get(pid, 0.0) for pid, cpu in after.items() if pid != master}
+    total = sum(used.values())
+    if len(used) < 2 or total <= 0:
+        return None
+    return [round(used[pid] / total, 3) for pid in sorted(used)]
+
+
 def bracket(before: dict, after: dict, key: str) -> dict:
     """The independent generator's two runs around Locust's: the mean of each figure (None where one run
     lacks it), both runs, and the drift |before - after| / mean of `key` (how far the machine moved meanwhile)."""
     out = {}
     for k, v in before.items():
         pair = (v, after.get(k))
-        if any(isinstance(x, (bool, str, dict, list)) for x in pair):
+        if any(isinstance(x, (bool, str, dict, list, tuple)) for x in pair):
             continue
         out[k] = round((pair[0] + pair[1]) / 2, 3) if None not in pair else None  # unmeasured in one: None
     a, b = before.get(key), after.get(key)
@@ -240,7 +269,8 @@ def locust_figures(meta: dict) -> dict:
             "generator_us_per_request": g.get("cpu_us_per_request"), "server_us_per_request": server_us,
             "server_ms_per_iteration": round(1e3 * meta["server_cpu_seconds"] / flow["iterations"], 2)
             if meta.get("server_cpu_seconds") and flow.get("iterations") else None,
-            "bound": g.get("bound"), "competing": g.get("competing"), "flags": figures.flags(meta)}
+            "bound": g.get("bound"), "competing": g.get("competing"), "flags": figures.flags(meta),
+            "worker_shares": (s.get("balance") or {}).get("shares")}
 
 
 def capacity_inputs(meta: dict, where="meta.json") -> tuple[str, float, dict, list[str], float]:

@@ -127,6 +127,18 @@ def test_ratio_verdict(ratio, flags, verdict):
     assert ft.passed(verdict) is (verdict in ("ok", "flagged"))
 
 
+def test_worker_shares_between_two_readings_leave_the_master_out():
+    before, after = {1: 5.0, 10: 1.0, 11: 2.0}, {1: 6.0, 10: 1.94, 11: 2.06, 12: 0.0}
+    assert ft.worker_shares(before, after, master=1) == [0.94, 0.06, 0.0]  # a worker born later counts from 0
+    assert ft.worker_shares({1: 0.0, 10: 0.0}, {1: 1.0, 10: 1.0}, master=1) is None  # one worker: no balance
+    mine = ft.process_cpu([os.getpid(), 2 ** 22 + 12345])  # a pid that does not exist is skipped
+    assert list(mine) == [os.getpid()] and mine[os.getpid()] > 0
+    row = {"locust": {"worker_shares": [0.5, 0.5]}, "wrk": {"before": {"worker_shares": [0.94, 0.06]},
+                                                           "after": {"worker_shares": None}}}
+    assert fidelity._shares(row) == "Locust 50/50%, independent 94/6% then n/a"
+    assert fidelity._shares({"locust": {}, "wrk": {"rps": 1.0}}) == ""
+
+
 def test_a_machine_that_moved_during_the_comparison_makes_the_verdict_noisy():
     before = {"rps": 100.0, "requests": 1500, "cpu_percent_of_one_core": 2.0, "p99_ms": None, "ok": True}
     after = {"rps": 90.0, "requests": 1350, "cpu_percent_of_one_core": 3.0, "p99_ms": 12.0, "ok": True}
