@@ -7,6 +7,7 @@
 #   make test              the test suite (what CI runs)
 #   make test-fast         the tests not marked e2e: no PostgreSQL, server or Locust run
 #   make lint              ruff, and services/ compiled by the oldest Pythons it must run on
+#   make fidelity          Locust against wrk and k6 on the same servers (fidelity/README.md)
 #
 # Knobs (all optional): PYTHON=3.x WORKERS=N USERS=N DURATION=30s SCENARIO=io|readme|easy|medium|...
 #   DB_CONN=per-request|persistent|pool ASYNC=1 SLOWAPI=1 WARMUP=10s PIN=server=0,db=0,locust=1 ARGS="..."
@@ -74,6 +75,11 @@ env-%: $(RUNNER)
 
 calibrate: $(RUNNER) ## how fast Locust itself goes on this machine (results/calibration.json)
 	@$(ASGIBENCH) calibrate
+
+.PHONY: fidelity
+fidelity: $(RUNNER) ## Locust vs wrk (API flow) and k6 (original flow; CAPACITY_RUN=dir: capacity) on the same servers
+	@$(ASGIBENCH) fidelity $(if $(CAPACITY_RUN),--capacity-run $(CAPACITY_RUN)) $(if $(DURATION),--duration $(DURATION)) \
+	  $(if $(USERS),--users $(USERS)) $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
 
 matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume)
 	@$(ASGIBENCH) matrix $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(TRIALS),--trials $(TRIALS)) \

@@ -7,6 +7,7 @@
   matrix, report, calibrate every row x scenario x trials; the report from run folders; Locust's own ceiling
   compare BASE NEW          NEW/BASE per row and figure, 95% CI, verdicts (--fail-if-worse PCT: exit 1)
   worker, compose           a Locust worker for a master elsewhere; compose/compose.yaml from the registry
+  fidelity                  Locust's req/s and iterations/s against wrk and k6 on the same servers
   db start|stop|status|reset the embedded PostgreSQL (start leaves it running until `db stop`; reset
                             deletes its data; stop and reset refuse while a run uses it, unless --force)
   env VARIANT|GROUP         build (or check) a row's environment
@@ -26,6 +27,7 @@ import argparse
 import os
 import sys
 
+import asgibench.fidelity as fidelity
 from asgibench import calibrate, compose, console, database, envs, loadgen, matrix, pipeline, procs, report, variants
 from asgibench.errors import UsageError
 from asgibench.options import Parser, add_load_args, build_options, duration, number
@@ -151,6 +153,9 @@ def parser() -> argparse.ArgumentParser:
     wp.add_argument("--scenario", help="the master's scenario when it is a ramp (loads the shape file)")
     wp.add_argument("--allow-remote", action="store_true")
     wp.set_defaults(fn=cmd_worker)
+    fp = sub.add_parser("fidelity", help="Locust against wrk and k6 on the same servers (results/fidelity/<id>/)")
+    fidelity.add_arguments(fp)
+    fp.set_defaults(fn=fidelity.cmd_fidelity)
     cp = sub.add_parser("calibrate", help="measure how fast Locust itself can go on this machine")
     cp.add_argument("--duration", type=duration, default=10.0)
     cp.add_argument("--users", type=number(int), default=16)

@@ -125,8 +125,9 @@ def find_runs(root: Path) -> list[Path]:
     out = []
     for meta in sorted(root.rglob("meta.json")):
         inner = meta.parent.parts[len(root.parts):]
-        # warm-ups are not runs; `asgibench calibrate` measures Locust, not a row (results/calibration/)
-        if "warmup" in inner or "calibration" in inner[:1] or "-calibrate-" in meta.parent.name:
+        # warm-ups are not runs; `asgibench calibrate` measures Locust, not a row (results/calibration/);
+        # `asgibench fidelity`'s Locust trials are checks of the generator (results/fidelity/)
+        if "warmup" in inner or inner[:1] in (("calibration",), ("fidelity",)) or "-calibrate-" in meta.parent.name:
             continue
         if load_trial(meta.parent) is not None:
             out.append(meta.parent)
