@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import benchcontract as bc
@@ -61,11 +61,20 @@ from asgibench.fidelity_tools import (
     wrk_command,
 )
 from asgibench.files import write_json_atomic
-from asgibench.measure import TreeCpu
+from asgibench.measure import Sampler
 from asgibench.options import BenchOptions, duration, number
 
-
 # -- the measurements ------------------------------------------------------------------------------
+
+@contextmanager
+def server_cpu_meter(st):
+    """{"seconds": the server tree's CPU while the block ran}, from the suite's own /proc sampler."""
+    box = {"seconds": 0.0}
+    t0 = time.time()
+    with Sampler({"server": st.server.pids}, pss=set()) as sampled:
+        yield box
+    box["seconds"] = sampled.trees["server"].cpu_seconds(t0, time.time()) or 0.0
+
 class Fidelity:
     """One `asgibench fidelity` invocation: its settings, its folder, the rows it measured."""
 
@@ -121,11 +130,11 @@ class Fidelity:
                 run_tool(wrk_command(wrk, st.base_url, paths, self.users, max(1.0, self.warmup)),
                          self.tools / f"wrk-{variant}-warmup.txt", stack)
             workers = process_cpu(st.server.pids())
-            with TreeCpu(st.server.pids) as server_cpu:
+            with server_cpu_meter(st) as server_cpu:
                 text, cpu, wall = run_tool(wrk_command(wrk, st.base_url, paths, self.users, self.seconds),
                                            self.tools / f"wrk-{variant}-{label}.txt", stack)
             w = parse_wrk(text)
-            w.update(cpu_share(cpu, w["seconds"] or wall), **per_request(cpu, server_cpu.seconds, w["requests"]),
+            w.update(cpu_share(cpu, w["seconds"] or wall), **per_request(cpu, server_cpu["seconds"], w["requests"]),
                      worker_shares=worker_shares(workers, process_cpu(st.server.pids()), st.server.proc.pid))
             return w
 
@@ -147,11 +156,11 @@ class Fidelity:
             if label == "before":
                 run_tool(k6_command(k6, "original.js"), self.tools / f"k6-original-{variant}-warmup.log", stack,
                          env={**env, "DURATION": f"{max(1.0, self.warmup):g}s"})
-            with TreeCpu(st.server.pids) as server_cpu:
+            with server_cpu_meter(st) as server_cpu:
                 _, cpu, wall = run_tool(k6_command(k6, "original.js"), summary.with_suffix(".log"), stack, env=env)
             k = parse_k6_summary(json.loads(summary.read_text()), self.seconds)
-            k.update(cpu_share(cpu, wall), **per_request(cpu, server_cpu.seconds, k["http_reqs"]),
-                     server_ms_per_iteration=round(1e3 * server_cpu.seconds / k["iterations"], 2)
+            k.update(cpu_share(cpu, wall), **per_request(cpu, server_cpu["seconds"], k["http_reqs"]),
+                     server_ms_per_iteration=round(1e3 * server_cpu["seconds"] / k["iterations"], 2)
                      if k["iterations"] else None)
             return k
 
