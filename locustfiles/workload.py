@@ -29,16 +29,21 @@ How the runner calls it (PYTHONPATH must contain services/, for benchcontract):
 User classes (no think time: wait_time = constant(0), like k6's default iteration loop):
 
   OriginalFlowUser  the original k6 iteration, step by step, with real checks (every failed check is a
-                    Locust failure with a specific message):
+                    Locust failure with a specific message). Redirects are NOT followed by the client:
+                    each is followed explicitly as a request of its own, so Locust counts every HTTP
+                    exchange, as the server's access log and k6 (http_reqs) do: 7 per iteration.
                       1. GET  /admin/login/            200 and a csrftoken cookie
                       2. POST /admin/login/?next=/admin/ username, password (benchcontract's admin;
                          the original posted `email=`, so its login silently failed),
-                         csrfmiddlewaretoken, next + X-CSRFToken and Referer headers; the redirect is
-                         followed and the login must REALLY succeed: final response 200 on /admin/,
-                         a sessionid cookie, the logged-in admin index, not the login form again
-                      3. GET  /admin/login/            logged in, Django redirects to /admin/: 200 and
-                         not the login form (stats name "/admin/login/ (logged in)": it is not the
-                         anonymous form of step 1, so it gets its own row)
+                         csrfmiddlewaretoken, next + X-CSRFToken and Referer headers: must answer
+                         302 to /admin/ with a sessionid cookie (a 200 with the login form again is
+                         "login failed"); then
+                         GET  /admin/                  the redirect (stats name "/admin/ (login
+                         redirect)"): 200, the logged-in admin index, not the login form
+                      3. GET  /admin/login/            logged in, Django answers 302 to /admin/ (stats
+                         name "/admin/login/ (logged in)": not the anonymous form of step 1); then
+                         GET  /admin/                  the redirect ("/admin/ (logged-in redirect)"):
+                         200, the logged-in admin index
                       4. GET  {api-prefix}clowncollege/  200, JSON, count not null, next truthy,
                          results non-empty
                       5. GET  {api-prefix}troupe/        same checks
@@ -65,7 +70,8 @@ keys read off the raw bytes) and fully parsed on each user's first and every --f
 response per endpoint; both checks give the same verdicts (tests/test_locustfiles.py).
 
 Stats names are stable per endpoint: (GET, /admin/login/), (POST, /admin/login/),
-(GET, /admin/login/ (logged in)), (GET, /api/clowncollege/), (GET, /api/troupe/), ...
+(GET, /admin/ (login redirect)), (GET, /admin/login/ (logged in)), (GET, /admin/ (logged-in redirect)),
+(GET, /api/clowncollege/), (GET, /api/troupe/), ...
 A failed step does not abort the iteration (k6's checks do not either).
 
 The whole iteration is also reported as one pseudo-request, like k6's iteration_duration:
@@ -105,6 +111,8 @@ inflight.install()  # a request cut off by the end of the run is a failure, not 
 # Locust-only names, built from benchcontract's paths (the module docstring spells them out).
 LOGIN_POST_PATH = f"{ADMIN_LOGIN_PATH}?next={ADMIN_INDEX_PATH}"
 LOGGED_IN_LOGIN_NAME = f"{ADMIN_LOGIN_PATH} (logged in)"  # step 3's own stats row
+AFTER_LOGIN_NAME = f"{ADMIN_INDEX_PATH} (login redirect)"  # step 2's followed redirect
+LOGGED_IN_INDEX_NAME = f"{ADMIN_INDEX_PATH} (logged-in redirect)"  # step 3's followed redirect
 LOGIN_FORM_MARKER = b'id="login-form"'  # Django admin's login template
 ADMIN_INDEX_MARKER = b'id="user-tools"'  # only rendered for a logged-in staff user
 
@@ -268,6 +276,8 @@ class OriginalFlowUser(_CheckedUser):
         return None
 
     def post_login(self) -> str | None:
+        """Step 2: the POST must answer 302 to /admin/ with a sessionid cookie; then the redirect is
+        followed as a request of its own (AFTER_LOGIN_NAME): the logged-in admin index."""
         token = self._csrftoken or ""
         with self.client.post(
             LOGIN_POST_PATH,
@@ -278,38 +288,68 @@ class OriginalFlowUser(_CheckedUser):
                 "X-CSRFToken": token,
                 "Referer": self._referer,
             },
+            allow_redirects=False,
             catch_response=True,
         ) as resp:
             code = resp.status_code
+            location = _location(resp)
             if code == 403:
                 msg = "HTTP 403: CSRF check failed" if not token else "HTTP 403 (CSRF rejected?)"
+            elif code == 200 and LOGIN_FORM_MARKER in (resp.content or b""):
+                msg = "login failed: the login form came back (wrong username or password?)"
+            elif code != 302:
+                return _status_failure(resp, 302)
+            elif urlsplit(location).path != ADMIN_INDEX_PATH:
+                msg = f"login failed: redirected to {location!r}, expected {ADMIN_INDEX_PATH}"
+            elif self.client.cookiejar.get("sessionid") is None:
+                msg = "login failed: no sessionid cookie"
+            else:
+                msg = None
+            if msg is not None:
                 resp.failure(msg)
                 return msg
-            if code != 200:
+        return self.get_admin_index(location, AFTER_LOGIN_NAME, "login failed")
+
+    def get_login_logged_in(self) -> str | None:
+        """Step 3: logged in, Django answers the login page with a 302 to /admin/; followed as a request
+        of its own (LOGGED_IN_INDEX_NAME)."""
+        with self.client.get(ADMIN_LOGIN_PATH, name=LOGGED_IN_LOGIN_NAME, allow_redirects=False,
+                             catch_response=True) as resp:
+            code = resp.status_code
+            location = _location(resp)
+            if code == 200 and LOGIN_FORM_MARKER in (resp.content or b""):
+                msg = "not logged in: got the login form"
+            elif code != 302:
+                return _status_failure(resp, 302)
+            elif urlsplit(location).path != ADMIN_INDEX_PATH:
+                msg = f"redirected to {location!r}, expected {ADMIN_INDEX_PATH}"
+            else:
+                msg = None
+            if msg is not None:
+                resp.failure(msg)
+                return msg
+        return self.get_admin_index(location, LOGGED_IN_INDEX_NAME, "not logged in")
+
+    def get_admin_index(self, location: str, name: str, what: str) -> str | None:
+        """A followed redirect to /admin/: 200 and the logged-in admin index, not the login form."""
+        with self.client.get(location, name=name, allow_redirects=False, catch_response=True) as resp:
+            if resp.status_code != 200:
                 return _status_failure(resp)
             body = resp.content or b""
             if LOGIN_FORM_MARKER in body:
-                msg = "login failed: the login form came back (wrong username or password?)"
-            elif urlsplit(resp.url or "").path != ADMIN_INDEX_PATH:
-                msg = f"login failed: ended on {urlsplit(resp.url or '').path}, expected {ADMIN_INDEX_PATH}"
-            elif self.client.cookiejar.get("sessionid") is None:
-                msg = "login failed: no sessionid cookie"
+                msg = f"{what}: {ADMIN_INDEX_PATH} showed the login form"
             elif ADMIN_INDEX_MARKER not in body:
-                msg = "login failed: /admin/ is not the logged-in admin index"
+                msg = f"{what}: {ADMIN_INDEX_PATH} is not the logged-in admin index"
             else:
                 return None
             resp.failure(msg)
             return msg
 
-    def get_login_logged_in(self) -> str | None:
-        with self.client.get(ADMIN_LOGIN_PATH, name=LOGGED_IN_LOGIN_NAME, catch_response=True) as resp:
-            if resp.status_code != 200:
-                return _status_failure(resp)
-            if LOGIN_FORM_MARKER in (resp.content or b""):
-                msg = "not logged in: got the login form"
-                resp.failure(msg)
-                return msg
-        return None
+
+def _location(resp) -> str:
+    """The Location header of a response ("" without one)."""
+    headers = resp.headers
+    return (headers.get("location") or "") if headers else ""
 
 
 class ApiOnlyUser(_CheckedUser):

@@ -452,22 +452,55 @@ PAGE = json.dumps({"count": 25, "next": "http://127.0.0.1/api/x/?page=2", "previ
                    "results": [{"id": i} for i in range(10)]}).encode()
 
 
+ADMIN_FORM = b'<form id="login-form" method="post"></form>'
+ADMIN_INDEX = b'<div id="user-tools">Welcome</div>'
+
+
 class _Handler(BaseHTTPRequestHandler):
+    """The two list pages, and a Django admin stand-in: login form + csrftoken cookie, a login POST that
+    answers 302 + sessionid for the right credentials, a logged-in login page that redirects to the index.
+    Every exchange is appended to `served` (the server's own count)."""
+
     protocol_version = "HTTP/1.1"
+    served: list = []
+
+    def _send(self, code, body=b"", ctype="application/json", headers=()):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _logged_in(self):
+        return "sessionid=s1" in (self.headers.get("Cookie") or "")
 
     def do_GET(self):  # noqa: N802
         path = self.path.split("?")[0]
+        self.served.append(("GET", path))
         if path in ("/api/clowncollege/", "/api/troupe/"):
-            code, body = 200, PAGE
+            self._send(200, PAGE)
         elif path == "/empty/troupe/":
-            code, body = 200, b'{"count": 0, "next": null, "previous": null, "results": []}'
+            self._send(200, b'{"count": 0, "next": null, "previous": null, "results": []}')
+        elif path == benchcontract.ADMIN_LOGIN_PATH and self._logged_in():
+            self._send(302, headers=[("Location", benchcontract.ADMIN_INDEX_PATH)])
+        elif path == benchcontract.ADMIN_LOGIN_PATH:
+            self._send(200, ADMIN_FORM, "text/html", [("Set-Cookie", "csrftoken=t0k; Path=/")])
+        elif path == benchcontract.ADMIN_INDEX_PATH and self._logged_in():
+            self._send(200, ADMIN_INDEX, "text/html")
         else:
-            code, body = 404, b'{"detail": "Not found."}'
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            self._send(404, b'{"detail": "Not found."}')
+
+    def do_POST(self):  # noqa: N802
+        path = self.path.split("?")[0]
+        self.served.append(("POST", path))
+        form = dict(x.split("=", 1) for x in self.rfile.read(int(self.headers["Content-Length"])).decode().split("&"))
+        if form.get("password") == benchcontract.ADMIN_PASSWORD and form.get("csrfmiddlewaretoken") == "t0k":
+            self._send(302, headers=[("Location", benchcontract.ADMIN_INDEX_PATH),
+                                     ("Set-Cookie", "sessionid=s1; Path=/; HttpOnly")])
+        else:
+            self._send(200, ADMIN_FORM, "text/html")
 
     def log_message(self, *args):
         pass
@@ -546,3 +579,42 @@ def test_shape_runs_scaled_stages_and_stops_by_itself(tmp_path, api_server):
         users = [int(row["User Count"]) for row in csv.DictReader(f) if row["Name"] == "Aggregated"]
     assert max(users) == 10 and users[-1] == 0
     assert int(_csv_rows(tmp_path)[("", "Aggregated")]["Request Count"]) > 0
+
+
+@pytest.mark.e2e  # a real Locust run
+def test_original_flow_counts_every_http_exchange_as_the_server_does(tmp_path, api_server):
+    """Redirects are followed by the workload, not the client: 7 Locust requests per iteration, each
+    one exchange the server saw (POST login -> 302 -> /admin/, GET login logged in -> 302 -> /admin/)."""
+    _Handler.served.clear()
+    r, _ = _locust(tmp_path, api_server, "OriginalFlowUser", "--users", "2", "--spawn-rate", "10",
+                   "--run-time", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = _csv_rows(tmp_path)
+    flows = int(rows[("FLOW", "iteration")]["Request Count"])
+    assert flows > 10 and int(rows[("", "Aggregated")]["Failure Count"]) == 0
+    admin, login = benchcontract.ADMIN_INDEX_PATH, benchcontract.ADMIN_LOGIN_PATH
+    steps = [("GET", login), ("POST", login), ("GET", f"{admin} (login redirect)"), ("GET", f"{login} (logged in)"),
+             ("GET", f"{admin} (logged-in redirect)"), ("GET", "/api/clowncollege/"), ("GET", "/api/troupe/")]
+    assert sorted(k for k in rows if k[0] not in ("FLOW", "")) == sorted(steps)
+    assert all(int(rows[k]["Request Count"]) == flows for k in steps), {k: rows[k]["Request Count"] for k in steps}
+    requests = sum(int(rows[k]["Request Count"]) for k in steps)
+    served = list(_Handler.served)
+    assert requests == len(served) == 7 * flows  # the server's own count, redirects included
+    assert served.count(("GET", admin)) == 2 * flows and served.count(("GET", login)) == 2 * flows
+    gen = json.loads((tmp_path / "generator.json").read_text())
+    assert gen["requests"] == requests and gen["flow_iterations"] == flows
+
+
+@pytest.mark.e2e  # a real Locust run
+def test_original_flow_login_failure_is_reported_at_the_post(tmp_path, api_server):
+    r, _ = _locust(tmp_path, api_server, "OriginalFlowUser", "--users", "1", "--spawn-rate", "10",
+                   "--run-time", "1", "--admin-password", "wrong")
+    assert r.returncode == 1
+    with open(tmp_path / "locust_failures.csv", newline="") as f:
+        errors = {(row["Method"], row["Name"], row["Error"]) for row in csv.DictReader(f)}
+    assert ("POST", benchcontract.ADMIN_LOGIN_PATH,
+            "CatchResponseError('login failed: the login form came back (wrong username or password?)')") in errors
+    assert ("GET", f"{benchcontract.ADMIN_LOGIN_PATH} (logged in)",
+            "CatchResponseError('not logged in: got the login form')") in errors
+    rows = _csv_rows(tmp_path)
+    assert not any("redirect" in name for _, name in rows)  # no redirect to follow: none requested
