@@ -90,7 +90,8 @@ def bucket_percentile(buckets: dict, total: int, q: float) -> float | None:
 def summarize(run_dir: Path, stall_after: float = None) -> dict:
     """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded (every HTTP
     exchange is a request: the workload follows redirects as requests of their own), "flow" (the
-    iterations, and iterations_per_s over the same window as req/s) for flows; its measured window and, if requests stopped completing for `stall_after` s (stall_threshold), the stall."""
+    iterations, and iterations_per_s over the same window as req/s) for flows; its measured window
+    and, if requests stopped completing for `stall_after` s (stall_threshold), the stall."""
     stats_path = run_dir / "locust.json"
     entries = json.loads(stats_path.read_text()) if stats_path.exists() else []
     reqs = [e for e in entries if e["method"] != benchcontract.FLOW_REQUEST_TYPE]

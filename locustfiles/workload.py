@@ -1,8 +1,8 @@
 """asgibench's Locust workload: the original study's k6 flow, an API-only flow, the I/O probe.
 
-Files in this folder: workload.py (user classes), workload_args.py (their custom arguments),
-recorder.py (plugin_timings.py, plugin_outputs.py, plugin_generator.py, plugin_shared.py: exact
-timings, complete CSV/JSON, generator CPU; imported here so it is always active), shapes.py (the k6
+Files in this folder: workload.py (user classes; adminsteps.py: the admin steps), workload_args.py
+(their custom arguments), recorder.py (plugin_timings.py, plugin_outputs.py, plugin_generator.py, plugin_shared.py:
+exact timings, complete CSV/JSON, generator CPU; imported here so it is always active), shapes.py (the k6
 stages as a LoadTestShape), stages.py / timingfile.py / checks.py (no Locust import: the runner can
 import them, e.g. `from locustfiles import stages, timingfile`).
 
@@ -59,11 +59,16 @@ User classes (no think time: wait_time = constant(0), like k6's default iteratio
 Custom arguments: workload_args.py (defaults and checks; it also says where the recorder's and the
 shape's are).
 
+Connections: each user holds one keep-alive connection for the whole run (as k6's VUs do) unless
+--reconnect-every K: then it closes it after every K iterations (the first time after a random 1..K,
+so the users' reconnections are spread), and the server's workers compete to accept the new one.
+The matrix's default scenarios turn connections over (asgibench/matrix.py says why).
+
 Cookies: k6 keeps a VU's cookie jar across iterations. Here the jar is cleared at the start of every
 iteration, so every iteration really starts logged out and really logs in (otherwise iteration 2+
-would skip the login's work and step 1 would be a logged-in redirect). Connections are kept alive
-across iterations, like k6's. The jar is checks.FastCookieJar: Locust's stdlib CookieJar cost ~120 µs
-of generator CPU per request in this cookie-heavy flow.
+would skip the login's work and step 1 would be a logged-in redirect). The jar is
+checks.FastCookieJar: Locust's stdlib CookieJar cost ~120 µs of generator CPU per request in this
+cookie-heavy flow. The admin steps are adminsteps.py's (a mixin of OriginalFlowUser).
 
 Generator cost: JSON list pages are checked cheaply (checks.list_page_problem_fast: the envelope's
 keys read off the raw bytes) and fully parsed on each user's first and every --full-json-every-th
@@ -85,8 +90,9 @@ FLOW.
 from __future__ import annotations
 
 import json
+import random
 import time
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from locust import constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
@@ -94,6 +100,16 @@ from locust.contrib.fasthttp import FastHttpUser
 import benchcontract
 import inflight
 import recorder  # noqa: F401  (registers the exact-timings / CSV / generator-CPU plugins)
+from adminsteps import (  # noqa: F401  (the admin names: tests read them here)
+    ADMIN_INDEX_MARKER,
+    AFTER_LOGIN_NAME,
+    LOGGED_IN_INDEX_NAME,
+    LOGGED_IN_LOGIN_NAME,
+    LOGIN_FORM_MARKER,
+    LOGIN_POST_PATH,
+    AdminSteps,
+    status_failure,
+)
 from benchcontract import (
     ADMIN_INDEX_PATH,
     ADMIN_LOGIN_PATH,
@@ -108,34 +124,11 @@ from workload_args import options  # registers the workload's custom arguments (
 
 inflight.install()  # a request cut off by the end of the run is a failure, not a lost sample
 
-# Locust-only names, built from benchcontract's paths (the module docstring spells them out).
-LOGIN_POST_PATH = f"{ADMIN_LOGIN_PATH}?next={ADMIN_INDEX_PATH}"
-LOGGED_IN_LOGIN_NAME = f"{ADMIN_LOGIN_PATH} (logged in)"  # step 3's own stats row
-AFTER_LOGIN_NAME = f"{ADMIN_INDEX_PATH} (login redirect)"  # step 2's followed redirect
-LOGGED_IN_INDEX_NAME = f"{ADMIN_INDEX_PATH} (logged-in redirect)"  # step 3's followed redirect
-LOGIN_FORM_MARKER = b'id="login-form"'  # Django admin's login template
-ADMIN_INDEX_MARKER = b'id="user-tools"'  # only rendered for a logged-in staff user
-
-
 class FlowError(Exception):
     """Exception of a FLOW pseudo-request: the first failed step of the iteration."""
 
 
 _json_loads = json.loads
-
-
-def _status_failure(resp, expected=200) -> str:
-    code = resp.status_code
-    if not code:
-        err = getattr(resp, "error", None)
-        if inflight.is_timeout(err):
-            msg = inflight.timeout_reason(inflight.configured_timeout)
-        else:
-            msg = f"no response: {err!r}" if err is not None else "no response"
-    else:
-        msg = f"HTTP {code}, expected {expected}"
-    resp.failure(msg)
-    return msg
 
 
 def bounded(user, environment) -> None:
@@ -167,6 +160,17 @@ class _CheckedUser(FastHttpUser):
     def on_start(self):
         self.opts = options(self.environment)
         self._list_seen: dict[str, int] = {}
+        k = self.opts["reconnect_every"]
+        self._until_reconnect = random.randint(1, k) if k else 0  # a random phase: users do not reconnect in step
+
+    def turn_over(self) -> None:
+        """--reconnect-every K: after every K iterations close this user's connections; the next request
+        opens a new one (which the server's workers compete to accept, as with many real clients)."""
+        if self._until_reconnect:
+            self._until_reconnect -= 1
+            if not self._until_reconnect:
+                self.client.client.clientpool.close()
+                self._until_reconnect = self.opts["reconnect_every"]
 
     # -- checked requests: each returns None or the failure message it reported --------------------
     def get_clowncollege(self) -> str | None:  # step 4 (OriginalFlowUser, ApiOnlyUser)
@@ -179,7 +183,7 @@ class _CheckedUser(FastHttpUser):
         """Steps 4-5: a DRF page that must have a count, a next page and results."""
         with self.client.get(path, name=path, catch_response=True) as resp:
             if resp.status_code != 200:
-                return _status_failure(resp)
+                return status_failure(resp)
             n = self._list_seen[path] = self._list_seen.get(path, 0) + 1
             every = self.opts["full_json_every"]
             body = resp.content or b""
@@ -195,7 +199,7 @@ class _CheckedUser(FastHttpUser):
         """GET path; a failure unless HTTP 200 and valid(parsed JSON); returns the failure message."""
         with self.client.get(path, name=path, catch_response=True) as resp:
             if resp.status_code != 200:
-                return _status_failure(resp)
+                return status_failure(resp)
             try:
                 data = _json_loads(resp.content)
             except (ValueError, TypeError):
@@ -238,9 +242,10 @@ class _CheckedUser(FastHttpUser):
             context={},
             start_time=start_time,
         )
+        self.turn_over()
 
 
-class OriginalFlowUser(_CheckedUser):
+class OriginalFlowUser(AdminSteps, _CheckedUser):
     """The original study's k6 iteration (see the module docstring)."""
 
     def on_start(self):
@@ -263,94 +268,6 @@ class OriginalFlowUser(_CheckedUser):
         self.client.cookiejar.clear()
         self._csrftoken = None
         self.run_flow(self.steps)
-
-    def get_login_form(self) -> str | None:
-        with self.client.get(ADMIN_LOGIN_PATH, name=ADMIN_LOGIN_PATH, catch_response=True) as resp:
-            if resp.status_code != 200:
-                return _status_failure(resp)
-            self._csrftoken = self.client.cookiejar.get("csrftoken")
-            if not self._csrftoken:
-                msg = "no csrftoken cookie"
-                resp.failure(msg)
-                return msg
-        return None
-
-    def post_login(self) -> str | None:
-        """Step 2: the POST must answer 302 to /admin/ with a sessionid cookie; then the redirect is
-        followed as a request of its own (AFTER_LOGIN_NAME): the logged-in admin index."""
-        token = self._csrftoken or ""
-        with self.client.post(
-            LOGIN_POST_PATH,
-            name=ADMIN_LOGIN_PATH,
-            data=(self._login_body + quote(token)).encode(),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-CSRFToken": token,
-                "Referer": self._referer,
-            },
-            allow_redirects=False,
-            catch_response=True,
-        ) as resp:
-            code = resp.status_code
-            location = _location(resp)
-            if code == 403:
-                msg = "HTTP 403: CSRF check failed" if not token else "HTTP 403 (CSRF rejected?)"
-            elif code == 200 and LOGIN_FORM_MARKER in (resp.content or b""):
-                msg = "login failed: the login form came back (wrong username or password?)"
-            elif code != 302:
-                return _status_failure(resp, 302)
-            elif urlsplit(location).path != ADMIN_INDEX_PATH:
-                msg = f"login failed: redirected to {location!r}, expected {ADMIN_INDEX_PATH}"
-            elif self.client.cookiejar.get("sessionid") is None:
-                msg = "login failed: no sessionid cookie"
-            else:
-                msg = None
-            if msg is not None:
-                resp.failure(msg)
-                return msg
-        return self.get_admin_index(location, AFTER_LOGIN_NAME, "login failed")
-
-    def get_login_logged_in(self) -> str | None:
-        """Step 3: logged in, Django answers the login page with a 302 to /admin/; followed as a request
-        of its own (LOGGED_IN_INDEX_NAME)."""
-        with self.client.get(ADMIN_LOGIN_PATH, name=LOGGED_IN_LOGIN_NAME, allow_redirects=False,
-                             catch_response=True) as resp:
-            code = resp.status_code
-            location = _location(resp)
-            if code == 200 and LOGIN_FORM_MARKER in (resp.content or b""):
-                msg = "not logged in: got the login form"
-            elif code != 302:
-                return _status_failure(resp, 302)
-            elif urlsplit(location).path != ADMIN_INDEX_PATH:
-                msg = f"redirected to {location!r}, expected {ADMIN_INDEX_PATH}"
-            else:
-                msg = None
-            if msg is not None:
-                resp.failure(msg)
-                return msg
-        return self.get_admin_index(location, LOGGED_IN_INDEX_NAME, "not logged in")
-
-    def get_admin_index(self, location: str, name: str, what: str) -> str | None:
-        """A followed redirect to /admin/: 200 and the logged-in admin index, not the login form."""
-        with self.client.get(location, name=name, allow_redirects=False, catch_response=True) as resp:
-            if resp.status_code != 200:
-                return _status_failure(resp)
-            body = resp.content or b""
-            if LOGIN_FORM_MARKER in body:
-                msg = f"{what}: {ADMIN_INDEX_PATH} showed the login form"
-            elif ADMIN_INDEX_MARKER not in body:
-                msg = f"{what}: {ADMIN_INDEX_PATH} is not the logged-in admin index"
-            else:
-                return None
-            resp.failure(msg)
-            return msg
-
-
-def _location(resp) -> str:
-    """The Location header of a response ("" without one)."""
-    headers = resp.headers
-    return (headers.get("location") or "") if headers else ""
-
 
 class ApiOnlyUser(_CheckedUser):
     """Steps 4-5 of the original flow (no Django admin), plus the slowapi switches."""
@@ -384,7 +301,7 @@ class IoProbeUser(_CheckedUser):
     def probe(self):
         with self.client.get(self._path, name=self._path, catch_response=True) as resp:
             if resp.status_code != 200:
-                _status_failure(resp)
+                status_failure(resp)
                 return
             try:
                 data = _json_loads(resp.content)

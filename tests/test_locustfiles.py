@@ -244,7 +244,7 @@ from locust.argument_parser import get_parser
 o = vars(get_parser().parse_args(sys.argv[1:]))
 keys = ["api_prefix", "with_slowapi", "only_slowapi", "io_path", "io_seconds", "bare_path", "admin_username",
         "admin_password", "full_json_every", "scenario", "time_scale", "timings_file", "generator_file",
-        "cpu_monitor_interval"]
+        "cpu_monitor_interval", "reconnect_every"]
 print(json.dumps({k: o[k] for k in keys}))
 """
 
@@ -264,7 +264,7 @@ def test_custom_argument_defaults_and_env_vars():
         "io_seconds": benchcontract.DEFAULT_SLEEP_SECONDS, "bare_path": "/",
         "admin_username": benchcontract.ADMIN_USERNAME, "admin_password": benchcontract.ADMIN_PASSWORD,
         "full_json_every": 100, "scenario": "readme", "time_scale": 1.0, "timings_file": None,
-        "generator_file": None, "cpu_monitor_interval": 1.0,
+        "generator_file": None, "cpu_monitor_interval": 1.0, "reconnect_every": 0,
     }
     e = _parsed("--with-slowapi", "--io-seconds", "0.25", "--scenario", "medium",
                 env={"LOCUST_API_PREFIX": "/async_api/", "LOCUST_TIME_SCALE": "0.1"})
@@ -463,6 +463,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     served: list = []
+    connections: list = []  # one entry per accepted connection (a handler serves one connection)
+
+    def setup(self):
+        self.connections.append(self.client_address)
+        super().setup()
 
     def _send(self, code, body=b"", ctype="application/json", headers=()):
         self.send_response(code)
@@ -535,6 +540,7 @@ def _csv_rows(tmp_path):
 
 @pytest.mark.e2e  # a real Locust run
 def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
+    _Handler.connections.clear()
     r, _ = _locust(tmp_path, api_server, "ApiOnlyUser", "--users", "2", "--spawn-rate", "10", "--run-time", "3")
     assert r.returncode == 0, r.stderr[-3000:]
     rows = _csv_rows(tmp_path)
@@ -552,6 +558,7 @@ def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
     assert gen["requests"] == total - flows == 2 * flows
     assert gen["run"]["wall_s"] == pytest.approx(3.0, abs=1.0)  # --run-time is honoured, not cut short
     assert len(gen["cpu_percent_samples"]) >= 2  # Locust's CPU monitor runs every second
+    assert len(_Handler.connections) == 2  # one keep-alive connection per user for the whole run
 
 
 @pytest.mark.e2e  # a real Locust run
@@ -586,8 +593,9 @@ def test_original_flow_counts_every_http_exchange_as_the_server_does(tmp_path, a
     """Redirects are followed by the workload, not the client: 7 Locust requests per iteration, each
     one exchange the server saw (POST login -> 302 -> /admin/, GET login logged in -> 302 -> /admin/)."""
     _Handler.served.clear()
+    _Handler.connections.clear()
     r, _ = _locust(tmp_path, api_server, "OriginalFlowUser", "--users", "2", "--spawn-rate", "10",
-                   "--run-time", "2")
+                   "--run-time", "2", "--reconnect-every", "3")
     assert r.returncode == 0, r.stderr[-3000:]
     rows = _csv_rows(tmp_path)
     flows = int(rows[("FLOW", "iteration")]["Request Count"])
@@ -603,6 +611,8 @@ def test_original_flow_counts_every_http_exchange_as_the_server_does(tmp_path, a
     assert served.count(("GET", admin)) == 2 * flows and served.count(("GET", login)) == 2 * flows
     gen = json.loads((tmp_path / "generator.json").read_text())
     assert gen["requests"] == requests and gen["flow_iterations"] == flows
+    # --reconnect-every 3: each user opens a new connection every 3 iterations (its first after 1..3)
+    assert flows / 3 <= len(_Handler.connections) <= flows / 3 + 2 * 2, (len(_Handler.connections), flows)
 
 
 @pytest.mark.e2e  # a real Locust run
