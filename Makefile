@@ -75,7 +75,7 @@ env-%: $(RUNNER)
 calibrate: $(RUNNER) ## how fast Locust itself goes on this machine (results/calibration.json)
 	@$(ASGIBENCH) calibrate
 
-matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume)
+matrix: $(RUNNER) ## every row x {api, original, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume)
 	@$(ASGIBENCH) matrix $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(TRIALS),--trials $(TRIALS)) \
 	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
 
