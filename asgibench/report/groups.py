@@ -138,6 +138,7 @@ def config_of(t: Trial) -> dict:
         "python": t.meta.get("python"),
         "processes": plan.get("processes", 1),
         "locust_workers": plan.get("locust_workers", 0) + plan.get("remote_workers", 0),
+        "reconnect_every": plan.get("reconnect_every", 0),  # matrix api/original turn over; keepalive does not
     }
 
 
