@@ -53,6 +53,7 @@ from asgibench.errors import RunError, UsageError
 from asgibench.files import write_json_atomic
 from asgibench.options import BenchOptions, duration, number
 
+
 def _admin(variant) -> bool:
     return variant.default_flow == "original"
 
@@ -280,7 +281,8 @@ class Matrix:
             its = [(m["summary"].get("flow") or {}).get("iterations_per_s") for m in metas]
             its = [x for x in its if x is not None]
             print(f"{row:40s} {scenario:9s} {len(rps):6d} {statistics.median(rps):12.1f} {cv or 0.0:5.1f}%"
-                  f"{statistics.median(its) if its else float('nan'):8.1f}{p95:9.1f} {statistics.median(effs) if effs else float('nan'):6.2f}{flag}{bound}")
+                  f"{statistics.median(its) if its else float('nan'):8.1f}{p95:9.1f} "
+                  f"{statistics.median(effs) if effs else float('nan'):6.2f}{flag}{bound}")
         print(f"(* CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; GEN: generator-bound trial; FAIL: requests "
               "failed in a trial)")
 

@@ -234,6 +234,12 @@ def test_cookie_jar_paths_and_clear():
         assert req.headers.get("Cookie") == expected, path
     jar.clear()
     assert len(jar) == 0
+    # Max-Age wins over Expires, whichever comes first (its date is then not parsed at all); a bad date is ignored
+    jar.set_cookie_line("c=3; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=60")
+    jar.set_cookie_line("d=4; Max-Age=60; expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    jar.set_cookie_line("e=5; expires=not a date")
+    jar.set_cookie_line("f=6; Max-Age=0; expires=Wed, 24 Nov 2100 00:00:00 GMT")
+    assert (jar.get("c"), jar.get("d"), jar.get("e"), jar.get("f")) == ("3", "4", "5", None)
 
 
 # -- Locust side (subprocesses) --------------------------------------------------------------------
@@ -414,6 +420,17 @@ out["paths"] = [workload.ADMIN_LOGIN_PATH, workload.ADMIN_INDEX_PATH, workload.L
                 workload.LOGGED_IN_LOGIN_NAME, workload.SLOWAPI_PATH, workload.SLOWAPI_ORM_PATH,
                 list(workload.SLOWAPI_ORM_KEYS), workload.FLOW_REQUEST_TYPE, workload.FLOW_NAME,
                 timingfile.FLOW_REQUEST_TYPE]
+# Runner.stop()'s caller look-up (inspect.stack(), ~60 ms of CPU in the measured window) is skipped
+import logging
+import locust.runners as lr
+try:
+    lr.inspect.stack()
+    out["stack"] = "looked up"
+except RuntimeError as e:
+    out["stack"] = str(e)
+logging.getLogger("locust.runners").setLevel(logging.DEBUG)
+out["stack_debug"] = len(lr.inspect.stack()) > 0 and lr.inspect.getframeinfo is __import__("inspect").getframeinfo
+logging.getLogger("locust.runners").setLevel(logging.WARNING)
 import workload_args
 out["defaults"] = [workload_args.DEFAULTS["api_prefix"], workload_args.DEFAULTS["io_path"]]
 print(json.dumps(out))
@@ -436,6 +453,7 @@ def test_plugins_register_their_listeners_and_recorder_registers_them_all():
                             "/admin/login/ (logged in)", bc.SLOWAPI_PATH, bc.SLOWAPI_ORM_PATH,
                             list(bc.SLOWAPI_ORM_KEYS), bc.FLOW_REQUEST_TYPE, bc.FLOW_NAME, bc.FLOW_REQUEST_TYPE]
     assert out["defaults"] == [bc.API_PREFIX, bc.IO_SLEEP_PATH]
+    assert out["stack"] == "caller not looked up: debug logging is off" and out["stack_debug"] is True
 
 
 def test_timingfile_flow_type_is_benchcontracts():
