@@ -22,15 +22,18 @@ Scenarios (SCENARIOS; the default: api, original, io):
 Why api and original turn their connections over (each user reconnects every RECONNECT_EVERY
 iterations, its first after a random 1..K): with 10 keep-alive connections on a 2-worker server the
 kernel hands the burst of new connections at the start to whichever worker is in accept() first, and
-the split then holds for the whole run. Measured here (fastapi-tortoise, uvicorn 2 workers, 10
-users, API flow, 8 s windows, psutil per-worker CPU; FLOWS helper, 2026-12-02): keep-alive gave worker
-shares 99.5/0.5% in 1 run of 2 (issue 12 saw it in 2 of 5: req/s 152 vs 212-242), while every run that
-turned connections over, every 1, 5 or 20 iterations, split 49-51%. That is what production traffic
-looks like (many clients, connections that come and go), so it is the default; K=5 keeps the extra
-connection set-up small (one per 10 API requests, 35 original-flow exchanges) while still turning
-over often enough in a 12 s run of a slow row. The imbalance of a few long-lived connections is real
-server behaviour users must see: the keepalive scenario keeps it, and figures.flags marks an
-imbalanced trial.
+that split holds for the whole run. Measured here (FLOWS helper, 2026-12-02; fastapi-tortoise, uvicorn
+2 workers, API flow, 10 users, 8 s windows, per-worker CPU from psutil, configurations interleaved,
+other helpers' tests running, load average 4-7): keep-alive gave the busier worker 99.5, 63, 52, 51
+and 51% of the server CPU (issue 12 saw 94/6 in 2 runs of 5: 152 vs 212-242 req/s); turning
+connections over every 5 iterations gave 50-51% in 4 runs of 5 and 56% in one, every 20 iterations
+50-54%, every iteration 50-51%; server CPU per request (8.3-8.9 ms, inflated by the load) and
+generator CPU per request did not move with K. Many clients whose connections come and go are what
+production traffic looks like, so that is the default; K=5 balanced best at no measured cost (one
+new connection per 10 API requests, 35 original-flow exchanges) and still turns over several times
+per user in a 12 s run of a slow row. A few long-lived connections are real server behaviour too,
+and the imbalance they cause is a finding users must see: the keepalive scenario keeps it (the COST
+helper's summary.balance and figures.flags mark an imbalanced trial).
 
 Its options (add_arguments, cmd_matrix) and their ranges (MatrixSettings.validate, bounds.BOUNDS)
 are here; each row-trial runs the pipeline's own steps (bring_up, then measure per scenario). A new
