@@ -60,3 +60,24 @@ def test_default_matrix_fits_its_budget():
     assert s.estimate_seconds() <= 60 * 60, s.estimate_seconds() / 60
     # a row none of the scenarios applies to is not started (cmd_matrix leaves it out, saying why)
     assert matrix.MatrixSettings(rows=[API_ONLY_ROWS[0].name], scenarios=["original"]).estimate_seconds() == 0
+
+
+def test_cmd_matrix_leaves_out_rows_no_scenario_applies_to(monkeypatch, capsys, tmp_path):
+    import argparse
+
+    from asgibench import results
+
+    planned = []
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(matrix.Matrix, "run", lambda self, quiet=False: planned.append(self.settings) or 0)
+    p = argparse.ArgumentParser()
+    matrix.add_arguments(p)
+    admin, api_only = ADMIN_ROWS[0].name, API_ONLY_ROWS[0].name
+    assert matrix.cmd_matrix(p.parse_args(["--variants", f"{admin},{api_only}", "--scenario", "original"])) == 0
+    assert planned[-1].rows == [admin] and planned[-1].scenarios == ["original"]
+    assert f"skipping {api_only}: none of the scenarios original applies to it" in capsys.readouterr().err
+    assert matrix.cmd_matrix(p.parse_args(["--variants", f"{admin},{api_only}"])) == 0  # the default: both rows
+    assert planned[-1].rows == [admin, api_only] and planned[-1].scenarios == list(matrix.DEFAULT_SCENARIOS)
+    assert (planned[-1].duration, planned[-1].io_duration, planned[-1].keepalive_duration) == (12.0, 8.0, 12.0)
+    with pytest.raises(matrix.UsageError, match="matrix scenarios are api, original, io, keepalive, cpu"):
+        matrix.cmd_matrix(p.parse_args(["--variants", admin, "--scenario", "api,nope"]))
