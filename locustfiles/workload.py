@@ -72,7 +72,12 @@ cookie-heavy flow. The admin steps are adminsteps.py's (a mixin of OriginalFlowU
 
 Generator cost: JSON list pages are checked cheaply (checks.list_page_problem_fast: the envelope's
 keys read off the raw bytes) and fully parsed on each user's first and every --full-json-every-th
-response per endpoint; both checks give the same verdicts (tests/test_locustfiles.py).
+response per endpoint; both checks give the same verdicts (tests/test_locustfiles.py). Where the rest
+goes (measured 2026-12-02, cProfile with a CPU clock over test_start..test_stop, 10 users, machine
+shared, load average 4-8): this folder's code is ~5% of the generator's CPU on the API flow and ~6%
+on the original flow (mostly the cookie jar); geventhttpclient ~35%, gevent 10-15%, Locust ~5-10%,
+their C parts and sockets the rest. Interleaved on raw-asgi-asyncpg: a bare FastHttpUser GET with no
+checks and no recorder cost 443-532 us/request, with catch_response 587-640, this API flow 517-675.
 
 Stats names are stable per endpoint: (GET, /admin/login/), (POST, /admin/login/),
 (GET, /admin/ (login redirect)), (GET, /admin/login/ (logged in)), (GET, /admin/ (logged-in redirect)),
