@@ -81,9 +81,9 @@ fidelity: $(RUNNER) ## Locust vs wrk (API flow) and k6 (original flow; CAPACITY_
 	@$(ASGIBENCH) fidelity $(if $(CAPACITY_RUN),--capacity-run $(CAPACITY_RUN)) $(if $(DURATION),--duration $(DURATION)) \
 	  $(if $(USERS),--users $(USERS)) $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
 
-matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume)
+matrix: $(RUNNER) ## every row x {api, original, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume; SCENARIO=capacity: the SLO ladder)
 	@$(ASGIBENCH) matrix $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(TRIALS),--trials $(TRIALS)) \
-	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
+	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(if $(SCENARIO),--scenario $(SCENARIO)) $(ARGS)
 
 report: $(RUNNER) ## results/report.md, summary.csv and charts from the runs (RUN_IDS=... to choose)
 	@$(ASGIBENCH) report $(RUN_IDS)

@@ -64,6 +64,7 @@ class LoadPlan:
     master_bind: str = "127.0.0.1"  # where the master listens for workers
     master_port: int = 5557
     arrival_rate: float = 0.0  # open model: iterations started per second over all users (0 = closed)
+    reconnect_every: int = 0  # flows: each user opens a new connection every K iterations (0 = keep-alive)
     warmup: float = 0.0  # seconds of load before the measured run, excluded (in-process, one process only)
     request_timeout: float = benchcontract.DEFAULT_REQUEST_TIMEOUT  # seconds a request may wait, then a failure
     arrival_spacing: str = "constant"  # open model: constant | poisson gaps between arrivals
@@ -188,6 +189,8 @@ def command(plan: LoadPlan, host: str, out: Path, *, headless: bool = True, warm
         cmd += ["--warmup-seconds", str(plan.warmup)]
     if plan.arrival_rate:
         cmd += ["--arrival-rate", str(plan.arrival_rate)]
+    if plan.reconnect_every:
+        cmd += ["--reconnect-every", str(plan.reconnect_every)]
     if not plan.is_shape:
         cmd += ["--run-time", f"{max(1, round(plan.seconds + plan.warmup))}s"]
     cmd += ["--headless", "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0"]

@@ -2,15 +2,47 @@
 (trial 1 of A B C, then trial 2 of A B C, ...) so that machine drift hits all rows alike.
 
 One trial of one row = a freshly started server, its contract checked, a warm-up, then each
-scenario measured into its own run folder (meta.json carries {"matrix": {"id", "trial", "trials"}}).
-The matrix's plan and progress live in results/matrix/<id>/matrix.json: a second call with the same
---id finishes the missing trials (resumable after Ctrl-C or a crash). PostgreSQL stays up for the
-whole matrix. A row that fails is recorded as failed and the matrix goes on.
+scenario that applies to the row measured into its own run folder (meta.json carries {"matrix":
+{"id", "trial", "trials", "scenario"}}). The matrix's plan and progress live in
+results/matrix/<id>/matrix.json: a second call with the same --id finishes the missing trials
+(resumable after Ctrl-C or a crash). PostgreSQL stays up for the whole matrix. A row that fails is
+recorded as failed and the matrix goes on.
+
+Scenarios (SCENARIOS; the default: api, original, io):
+  api        the API-only flow on EVERY row: the one flow all rows serve, so the one table where every
+             row is comparable with every other.
+  original   the original study's flow (admin login + the two API pages, 7 HTTP exchanges) on the rows
+             that serve Django's admin only; compared among those rows only (never with `api`).
+  io         the I/O probe (concurrency efficiency).
+  keepalive  the API-only flow with each user on one keep-alive connection for the whole run: a few
+             long-lived connections. Not in the default (the 60-minute budget): ask for it
+             (`--scenario api,keepalive`) to see the finding it shows.
+  cpu        the row's default flow, keep-alive (matrices planned before the same-flow split).
+  capacity   the SLO ladder (asgibench/capacity.py) on the API flow of every row: capacity at SLO and
+             the overload step. Not in the default either (~72 s per row and trial: 27 rows x 3 trials
+             would take ~97 minutes more): `make matrix SCENARIO=capacity`.
+
+Why api and original turn their connections over (each user reconnects every RECONNECT_EVERY
+iterations, its first after a random 1..K): with 10 keep-alive connections on a 2-worker server the
+kernel hands the burst of new connections at the start to whichever worker is in accept() first, and
+that split holds for the whole run. Measured here (FLOWS helper, 2026-12-02; fastapi-tortoise, uvicorn
+2 workers, API flow, 10 users, 8 s windows, per-worker CPU from psutil, configurations interleaved,
+other helpers' tests running, load average 4-7): keep-alive gave the busier worker 99.5, 63, 52, 51
+and 51% of the server CPU (issue 12 saw 94/6 in 2 runs of 5: 152 vs 212-242 req/s); turning
+connections over every 5 iterations gave 50-51% in 4 runs of 5 and 56% in one, every 20 iterations
+50-54%, every iteration 50-51%; server CPU per request (8.3-8.9 ms, inflated by the load) and
+generator CPU per request did not move with K. Many clients whose connections come and go are what
+production traffic looks like, so that is the default; K=5 balanced best at no measured cost (one
+new connection per 10 API requests, 35 original-flow exchanges) and still turns over several times
+per user in a 12 s run of a slow row. A few long-lived connections are real server behaviour too,
+and the imbalance they cause is a finding users must see: the keepalive scenario keeps it (the COST
+helper's summary.balance and figures.flags mark an imbalanced trial).
 
 Its options (add_arguments, cmd_matrix) and their ranges (MatrixSettings.validate, bounds.BOUNDS)
 are here; each row-trial runs the pipeline's own steps (bring_up, then measure per scenario). A new
-matrix scenario is a SCENARIOS entry and its plan in plan_for; a new setting, a MatrixSettings field
-(recorded in matrix.json, so a resumed matrix keeps it), its option and its bound.
+matrix scenario is a SCENARIOS entry (its flow and which rows it applies to) and its plan in plan_for;
+a new setting, a MatrixSettings field (recorded in matrix.json, so a resumed matrix keeps it), its
+option and its bound.
 """
 from __future__ import annotations
 
@@ -27,10 +59,31 @@ from asgibench.errors import RunError, UsageError
 from asgibench.files import write_json_atomic
 from asgibench.options import BenchOptions, duration, number
 
-SCENARIOS = ("cpu", "io", "capacity")  # cpu: the row's default flow, constant users; io: the I/O probe;
-CAPACITY_SECONDS = 70.0  # capacity: the ladder on the row's default flow (loadgen's defaults), typically this long
-# Measured here: server start + contract + one Locust start-up per scenario + stop, per row and trial.
-OVERHEAD_SECONDS = 10.5
+
+def _admin(variant) -> bool:
+    return variant.default_flow == "original"
+
+
+def _every(variant) -> bool:
+    return True
+
+
+# name -> (flow: a variant -> loadgen flow, applies to: a variant -> bool)
+SCENARIOS = {
+    "api": (lambda v: "api", _every),
+    "original": (lambda v: "original", _admin),
+    "io": (lambda v: "io", _every),
+    "keepalive": (lambda v: "api", _every),
+    "cpu": (lambda v: v.default_flow, _every),
+    # per-request arrivals on the one flow every row serves, so every row's capacity is in the same req/s
+    "capacity": (lambda v: "api", _every),
+}
+CAPACITY_SECONDS = 70.0  # a capacity ladder (loadgen's defaults) typically runs this long
+DEFAULT_SCENARIOS = ("api", "original", "io")
+RECONNECT_EVERY = 5  # api and original: each user opens a new connection every 5 iterations (module docstring)
+# Measured here: server start + contract check + stop, per row and trial; and one Locust start-up, per scenario.
+SERVER_OVERHEAD_SECONDS = 6.5
+LOCUST_OVERHEAD_SECONDS = 2.0
 
 
 @dataclass
@@ -38,8 +91,9 @@ class MatrixSettings:
     rows: list
     scenarios: list
     trials: int = 3
-    duration: float = 20.0
-    io_duration: float = 10.0
+    duration: float = 12.0
+    io_duration: float = 8.0
+    keepalive_duration: float = 12.0
     warmup: float = 3.0
     users: int = 10
     io_users: int = 10
@@ -48,15 +102,31 @@ class MatrixSettings:
 
     def validate(self) -> None:
         for name, value in (("trials", self.trials), ("matrix_duration", self.duration),
-                            ("matrix_io_duration", self.io_duration), ("users", self.users),
+                            ("matrix_io_duration", self.io_duration),
+                            ("matrix_duration", self.keepalive_duration), ("users", self.users),
                             ("matrix_io_users", self.io_users), ("matrix_io_seconds", self.io_seconds),
                             ("matrix_warmup", self.warmup)):
             bounds.check(name, value)
 
+    def scenario_seconds(self, scenario: str) -> float:
+        if scenario == "capacity":
+            return CAPACITY_SECONDS
+        return self.io_duration if scenario == "io" else self.keepalive_duration if scenario == "keepalive" \
+            else self.duration
+
     def estimate_seconds(self) -> float:
-        per = OVERHEAD_SECONDS + self.warmup + ("cpu" in self.scenarios) * self.duration \
-            + ("io" in self.scenarios) * self.io_duration + ("capacity" in self.scenarios) * CAPACITY_SECONDS
-        return per * len(self.rows) * self.trials
+        """SERVER_OVERHEAD + warm-up per row-trial, plus (Locust start-up + run time) per scenario that
+        applies to the row. The default (27 rows, 19 serving the admin, 3 trials): ~58.5 min."""
+        per_trial = 0.0
+        for row in self.rows:
+            v = variants.get(row)
+            runs = [LOCUST_OVERHEAD_SECONDS + self.scenario_seconds(sc) for sc in self.scenarios if applies(sc, v)]
+            per_trial += (SERVER_OVERHEAD_SECONDS + self.warmup + sum(runs)) if runs else 0.0  # none: not started
+        return per_trial * self.trials
+
+
+def applies(scenario: str, variant) -> bool:
+    return SCENARIOS[scenario][1](variant)
 
 
 def available_rows(python: str, wanted: list[str] | None) -> tuple[list[str], list[str]]:
@@ -77,16 +147,18 @@ def available_rows(python: str, wanted: list[str] | None) -> tuple[list[str], li
 
 
 def plan_for(settings: MatrixSettings, variant, scenario: str) -> loadgen.LoadPlan:
-    if scenario == "io":
+    flow = SCENARIOS[scenario][0](variant)
+    if flow == "io":
         return loadgen.LoadPlan(scenario=loadgen.IO, flow="io", users=settings.io_users,
                                 spawn_rate=loadgen.default_spawn_rate(loadgen.IO, settings.io_users),
                                 duration=settings.io_duration,
                                 io_path=variant.io_probe, io_seconds=settings.io_seconds)
     if scenario == "capacity":
-        return loadgen.LoadPlan(scenario=loadgen.CAPACITY, flow=variant.default_flow, users=loadgen.CAPACITY_INFLIGHT)
-    return loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=variant.default_flow, users=settings.users,
+        return loadgen.LoadPlan(scenario=loadgen.CAPACITY, flow=flow, users=loadgen.CAPACITY_INFLIGHT)
+    return loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=flow, users=settings.users,
                             spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, settings.users),
-                            duration=settings.duration)
+                            duration=settings.scenario_seconds(scenario),
+                            reconnect_every=RECONNECT_EVERY if scenario in ("api", "original") else 0)
 
 
 class Matrix:
@@ -162,19 +234,19 @@ class Matrix:
     def _one(self, trial: int, row: str, entry: dict, quiet: bool) -> None:
         s = self.settings
         v = variants.get(row)
-        plans = [plan_for(s, v, sc) for sc in s.scenarios]
-        opts = BenchOptions(variant=row, plan=plans[0], python=s.python, warmup=s.warmup, quiet=True,
+        plans = [(sc, plan_for(s, v, sc)) for sc in s.scenarios if applies(sc, v)]
+        opts = BenchOptions(variant=row, plan=plans[0][1], python=s.python, warmup=s.warmup, quiet=True,
                             results_root=self.root, pool_size=policy.pool_size_for(s.io_users))
         pipeline.validate(opts)
         statuses = []
         with ExitStack() as stack:
             st = pipeline.bring_up(opts, stack, self.dir / "logs" / f"{row}-t{trial}.server.log")
-            for k, plan in enumerate(plans):
-                run_dir = results.new_run_dir(row, plan.scenario, self.root)
-                entry["run_dirs"][plan.scenario] = str(run_dir.relative_to(self.root))
+            for k, (scenario, plan) in enumerate(plans):
+                run_dir = results.new_run_dir(row, scenario, self.root)
+                entry["run_dirs"][scenario] = str(run_dir.relative_to(self.root))
                 self.save()
                 meta = runmeta.new_meta(v, opts, plan)
-                meta["matrix"] = {"id": self.id, "trial": trial, "trials": s.trials}
+                meta["matrix"] = {"id": self.id, "trial": trial, "trials": s.trials, "scenario": scenario}
                 # the first scenario warms the freshly started server; the next ones run on a warm one
                 o = replace(opts, plan=plan, warmup=s.warmup if k == 0 else 0.0)
                 with runmeta.recorded(run_dir, meta):
@@ -183,7 +255,8 @@ class Matrix:
                 statuses.append(meta["status"])
                 entry["failed_requests"] = entry.get("failed_requests", 0) + summ["failures"]
                 eff = summ.get("concurrency", {}).get("efficiency")
-                print(f"    {plan.scenario:8s} {summ['rps']:9.1f} req/s  p95 "
+                its = (summ.get("flow") or {}).get("iterations_per_s")
+                print(f"    {scenario:9s} {summ['rps']:9.1f} req/s" + (f" ({its:.1f} it/s)" if its else "") + "  p95 "
                       f"{summ.get('exact_percentiles_ms', {}).get('p95', float('nan')):8.1f} ms  "
                       f"failures {summ['failures']}" + (f"  efficiency {eff}" if eff is not None else "")
                       + ("  GENERATOR-BOUND" if meta["generator"]["bound"] else "")
@@ -208,8 +281,8 @@ class Matrix:
             print(f"not in the figures: {line}")
         if not rows:
             return
-        print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'p95 ms':>8s} "
-              f"{'eff.':>6s}")
+        print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'it/s':>7s} "
+              f"{'p95 ms':>8s} {'eff.':>6s}")
         for (row, scenario), metas in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             rps = [m["summary"]["rps"] for m in metas]
             cv = stats.cv_pct(rps)  # the report's definition (sample stdev / mean)
@@ -219,18 +292,25 @@ class Matrix:
             flag = " *" if stats.unstable(cv) else ""
             bound = " GEN" if any(m["generator"].get("bound") for m in metas) else ""
             bound += " FAIL" if any(m["summary"].get("failures") for m in metas) else ""
+            its = [(m["summary"].get("flow") or {}).get("iterations_per_s") for m in metas]
+            its = [x for x in its if x is not None]
             print(f"{row:40s} {scenario:9s} {len(rps):6d} {statistics.median(rps):12.1f} {cv or 0.0:5.1f}%"
-                  f"{p95:9.1f} {statistics.median(effs) if effs else float('nan'):6.2f}{flag}{bound}")
+                  f"{statistics.median(its) if its else float('nan'):8.1f}{p95:9.1f} "
+                  f"{statistics.median(effs) if effs else float('nan'):6.2f}{flag}{bound}")
         print(f"(* CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; GEN: generator-bound trial; FAIL: requests "
               "failed in a trial)")
 
 
 def add_arguments(p) -> None:
     p.add_argument("--variants", help="comma-separated rows (default: every row available on this Python)")
-    p.add_argument("--scenario", default="cpu,io", help="cpu,io,capacity (default cpu,io; capacity: the SLO ladder)")
+    p.add_argument("--scenario", default=",".join(DEFAULT_SCENARIOS),
+                   help=f"comma-separated, of {', '.join(SCENARIOS)} (default {','.join(DEFAULT_SCENARIOS)}; "
+                        "the module docstring says what each runs)")
     p.add_argument("--trials", type=number(int), default=3)
-    p.add_argument("--duration", type=duration, default=20.0, help="cpu scenario run time (default 20s)")
-    p.add_argument("--io-duration", type=duration, default=10.0, help="io scenario run time (default 10s)")
+    p.add_argument("--duration", type=duration, default=12.0, help="api/original/cpu run time (default 12s)")
+    p.add_argument("--io-duration", type=duration, default=8.0, help="io scenario run time (default 8s)")
+    p.add_argument("--keepalive-duration", type=duration, default=12.0,
+                   help="keepalive scenario run time (default 12s)")
     p.add_argument("--warmup", type=duration, default=3.0, help="per row and trial, excluded (default 3s)")
     p.add_argument("--users", type=number(int), default=10)
     p.add_argument("--io-users", type=number(int), default=10)
@@ -257,10 +337,14 @@ def cmd_matrix(a) -> int:
     if bad or not scenarios:
         raise UsageError(f"matrix scenarios are {', '.join(SCENARIOS)}, got {a.scenario!r}")
     rows, skipped = available_rows(python, wanted)
+    served = [r for r in rows if any(applies(sc, variants.get(r)) for sc in scenarios)]
+    skipped += [f"{r}: none of the scenarios {', '.join(scenarios)} applies to it" for r in rows if r not in served]
+    rows = served
     for line in skipped:
         print(f"skipping {line}", file=sys.stderr)
     settings = MatrixSettings(rows=rows, scenarios=scenarios, trials=a.trials, duration=a.duration,
-                              io_duration=a.io_duration, warmup=a.warmup, users=a.users,
+                              io_duration=a.io_duration, keepalive_duration=a.keepalive_duration,
+                              warmup=a.warmup, users=a.users,
                               io_users=a.io_users, io_seconds=a.io_seconds, python=a.python)
     settings.validate()
     matrix_id = a.id or "m" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

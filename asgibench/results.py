@@ -88,8 +88,10 @@ def bucket_percentile(buckets: dict, total: int, q: float) -> float | None:
 
 
 def summarize(run_dir: Path, stall_after: float = None) -> dict:
-    """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded; its
-    measured window and, if requests stopped completing for `stall_after` s (stall_threshold), the stall."""
+    """Totals, req/s and latency of a finished (or interrupted) run, FLOW entries excluded (every HTTP
+    exchange is a request: the workload follows redirects as requests of their own), "flow" (the
+    iterations, and iterations_per_s over the same window as req/s) for flows; its measured window
+    and, if requests stopped completing for `stall_after` s (stall_threshold), the stall."""
     stats_path = run_dir / "locust.json"
     entries = json.loads(stats_path.read_text()) if stats_path.exists() else []
     reqs = [e for e in entries if e["method"] != benchcontract.FLOW_REQUEST_TYPE]
@@ -128,7 +130,8 @@ def summarize(run_dir: Path, stall_after: float = None) -> dict:
         out["flow"] = {"iterations": f["num_requests"], "failed": f["num_failures"],
                        "p50_ms": bucket_percentile({float(k): v for k, v in f["response_times"].items()},
                                                    f["num_requests"], 0.5),
-                       "avg_ms": _avg_ms(f)}
+                       "avg_ms": _avg_ms(f),
+                       "iterations_per_s": round(f["num_requests"] / seconds, 2) if seconds > 0 else 0.0}
     if window:
         out["window"] = window
     exact = exact_latencies(run_dir)

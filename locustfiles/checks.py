@@ -84,13 +84,15 @@ class FastCookieJar:
                     max_age = int(v.strip())
                 except ValueError:
                     pass
-            elif k == "expires" and max_age is None:
-                try:
-                    expires = parsedate_to_datetime(v.strip()).timestamp()
-                except (TypeError, ValueError, IndexError):
-                    pass
-        if max_age is not None:
+            elif k == "expires":
+                expires = v
+        if max_age is not None:  # Max-Age wins over Expires (RFC 6265 5.3), so its date is not even parsed
             expires = time.time() + max_age
+        elif expires is not None:
+            try:
+                expires = parsedate_to_datetime(expires.strip()).timestamp()
+            except (TypeError, ValueError, IndexError):
+                expires = None
         if expires is not None and expires <= time.time():
             self._cookies.pop(name, None)
         else:

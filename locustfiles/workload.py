@@ -1,8 +1,8 @@
 """asgibench's Locust workload: the original study's k6 flow, an API-only flow, the I/O probe.
 
-Files in this folder: workload.py (user classes), workload_args.py (their custom arguments),
-recorder.py (plugin_timings.py, plugin_outputs.py, plugin_generator.py, plugin_shared.py: exact
-timings, complete CSV/JSON, generator CPU; imported here so it is always active), shapes.py (the k6
+Files in this folder: workload.py (user classes; adminsteps.py: the admin steps), workload_args.py
+(their custom arguments), recorder.py (plugin_timings.py, plugin_outputs.py, plugin_generator.py, plugin_shared.py:
+exact timings, complete CSV/JSON, generator CPU; imported here so it is always active), shapes.py (the k6
 stages as a LoadTestShape), stages.py / timingfile.py / checks.py (no Locust import: the runner can
 import them, e.g. `from locustfiles import stages, timingfile`).
 
@@ -29,16 +29,21 @@ How the runner calls it (PYTHONPATH must contain services/, for benchcontract):
 User classes (no think time: wait_time = constant(0), like k6's default iteration loop):
 
   OriginalFlowUser  the original k6 iteration, step by step, with real checks (every failed check is a
-                    Locust failure with a specific message):
+                    Locust failure with a specific message). Redirects are NOT followed by the client:
+                    each is followed explicitly as a request of its own, so Locust counts every HTTP
+                    exchange, as the server's access log and k6 (http_reqs) do: 7 per iteration.
                       1. GET  /admin/login/            200 and a csrftoken cookie
                       2. POST /admin/login/?next=/admin/ username, password (benchcontract's admin;
                          the original posted `email=`, so its login silently failed),
-                         csrfmiddlewaretoken, next + X-CSRFToken and Referer headers; the redirect is
-                         followed and the login must REALLY succeed: final response 200 on /admin/,
-                         a sessionid cookie, the logged-in admin index, not the login form again
-                      3. GET  /admin/login/            logged in, Django redirects to /admin/: 200 and
-                         not the login form (stats name "/admin/login/ (logged in)": it is not the
-                         anonymous form of step 1, so it gets its own row)
+                         csrfmiddlewaretoken, next + X-CSRFToken and Referer headers: must answer
+                         302 to /admin/ with a sessionid cookie (a 200 with the login form again is
+                         "login failed"); then
+                         GET  /admin/                  the redirect (stats name "/admin/ (login
+                         redirect)"): 200, the logged-in admin index, not the login form
+                      3. GET  /admin/login/            logged in, Django answers 302 to /admin/ (stats
+                         name "/admin/login/ (logged in)": not the anonymous form of step 1); then
+                         GET  /admin/                  the redirect ("/admin/ (logged-in redirect)"):
+                         200, the logged-in admin index
                       4. GET  {api-prefix}clowncollege/  200, JSON, count not null, next truthy,
                          results non-empty
                       5. GET  {api-prefix}troupe/        same checks
@@ -54,18 +59,29 @@ User classes (no think time: wait_time = constant(0), like k6's default iteratio
 Custom arguments: workload_args.py (defaults and checks; it also says where the recorder's and the
 shape's are).
 
+Connections: each user holds one keep-alive connection for the whole run (as k6's VUs do) unless
+--reconnect-every K: then it closes it after every K iterations (the first time after a random 1..K,
+so the users' reconnections are spread), and the server's workers compete to accept the new one.
+The matrix's default scenarios turn connections over (asgibench/matrix.py says why).
+
 Cookies: k6 keeps a VU's cookie jar across iterations. Here the jar is cleared at the start of every
 iteration, so every iteration really starts logged out and really logs in (otherwise iteration 2+
-would skip the login's work and step 1 would be a logged-in redirect). Connections are kept alive
-across iterations, like k6's. The jar is checks.FastCookieJar: Locust's stdlib CookieJar cost ~120 µs
-of generator CPU per request in this cookie-heavy flow.
+would skip the login's work and step 1 would be a logged-in redirect). The jar is
+checks.FastCookieJar: Locust's stdlib CookieJar cost ~120 µs of generator CPU per request in this
+cookie-heavy flow. The admin steps are adminsteps.py's (a mixin of OriginalFlowUser).
 
 Generator cost: JSON list pages are checked cheaply (checks.list_page_problem_fast: the envelope's
 keys read off the raw bytes) and fully parsed on each user's first and every --full-json-every-th
-response per endpoint; both checks give the same verdicts (tests/test_locustfiles.py).
+response per endpoint; both checks give the same verdicts (tests/test_locustfiles.py). Where the rest
+goes (measured 2026-12-02, cProfile with a CPU clock over test_start..test_stop, 10 users, machine
+shared, load average 4-8): this folder's code is ~5% of the generator's CPU on the API flow and ~6%
+on the original flow (mostly the cookie jar); geventhttpclient ~35%, gevent 10-15%, Locust ~5-10%,
+their C parts and sockets the rest. Interleaved on raw-asgi-asyncpg: a bare FastHttpUser GET with no
+checks and no recorder cost 443-532 us/request, with catch_response 587-640, this API flow 517-675.
 
 Stats names are stable per endpoint: (GET, /admin/login/), (POST, /admin/login/),
-(GET, /admin/login/ (logged in)), (GET, /api/clowncollege/), (GET, /api/troupe/), ...
+(GET, /admin/ (login redirect)), (GET, /admin/login/ (logged in)), (GET, /admin/ (logged-in redirect)),
+(GET, /api/clowncollege/), (GET, /api/troupe/), ...
 A failed step does not abort the iteration (k6's checks do not either).
 
 The whole iteration is also reported as one pseudo-request, like k6's iteration_duration:
@@ -79,8 +95,9 @@ FLOW.
 from __future__ import annotations
 
 import json
+import random
 import time
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
@@ -88,6 +105,16 @@ from locust.contrib.fasthttp import FastHttpUser
 import benchcontract
 import inflight
 import recorder  # noqa: F401  (registers the exact-timings / CSV / generator-CPU plugins)
+from adminsteps import (  # noqa: F401  (the admin names: tests read them here)
+    ADMIN_INDEX_MARKER,
+    AFTER_LOGIN_NAME,
+    LOGGED_IN_INDEX_NAME,
+    LOGGED_IN_LOGIN_NAME,
+    LOGIN_FORM_MARKER,
+    LOGIN_POST_PATH,
+    AdminSteps,
+    status_failure,
+)
 from benchcontract import (
     ADMIN_INDEX_PATH,
     ADMIN_LOGIN_PATH,
@@ -102,32 +129,11 @@ from workload_args import options  # registers the workload's custom arguments (
 
 inflight.install()  # a request cut off by the end of the run is a failure, not a lost sample
 
-# Locust-only names, built from benchcontract's paths (the module docstring spells them out).
-LOGIN_POST_PATH = f"{ADMIN_LOGIN_PATH}?next={ADMIN_INDEX_PATH}"
-LOGGED_IN_LOGIN_NAME = f"{ADMIN_LOGIN_PATH} (logged in)"  # step 3's own stats row
-LOGIN_FORM_MARKER = b'id="login-form"'  # Django admin's login template
-ADMIN_INDEX_MARKER = b'id="user-tools"'  # only rendered for a logged-in staff user
-
-
 class FlowError(Exception):
     """Exception of a FLOW pseudo-request: the first failed step of the iteration."""
 
 
 _json_loads = json.loads
-
-
-def _status_failure(resp, expected=200) -> str:
-    code = resp.status_code
-    if not code:
-        err = getattr(resp, "error", None)
-        if inflight.is_timeout(err):
-            msg = inflight.timeout_reason(inflight.configured_timeout)
-        else:
-            msg = f"no response: {err!r}" if err is not None else "no response"
-    else:
-        msg = f"HTTP {code}, expected {expected}"
-    resp.failure(msg)
-    return msg
 
 
 def bounded(user, environment) -> None:
@@ -153,6 +159,17 @@ class _CheckedUser(FastHttpUser):
     def on_start(self):
         self.opts = options(self.environment)
         self._list_seen: dict[str, int] = {}
+        k = self.opts["reconnect_every"]
+        self._until_reconnect = random.randint(1, k) if k else 0  # a random phase: users do not reconnect in step
+
+    def turn_over(self) -> None:
+        """--reconnect-every K: after every K iterations close this user's connections; the next request
+        opens a new one (which the server's workers compete to accept, as with many real clients)."""
+        if self._until_reconnect:
+            self._until_reconnect -= 1
+            if not self._until_reconnect:
+                self.client.client.clientpool.close()
+                self._until_reconnect = self.opts["reconnect_every"]
 
     # -- checked requests: each returns None or the failure message it reported --------------------
     def get_clowncollege(self) -> str | None:  # step 4 (OriginalFlowUser, ApiOnlyUser)
@@ -165,7 +182,7 @@ class _CheckedUser(FastHttpUser):
         """Steps 4-5: a DRF page that must have a count, a next page and results."""
         with self.client.get(path, name=path, catch_response=True) as resp:
             if resp.status_code != 200:
-                return _status_failure(resp)
+                return status_failure(resp)
             n = self._list_seen[path] = self._list_seen.get(path, 0) + 1
             every = self.opts["full_json_every"]
             body = resp.content or b""
@@ -181,7 +198,7 @@ class _CheckedUser(FastHttpUser):
         """GET path; a failure unless HTTP 200 and valid(parsed JSON); returns the failure message."""
         with self.client.get(path, name=path, catch_response=True) as resp:
             if resp.status_code != 200:
-                return _status_failure(resp)
+                return status_failure(resp)
             try:
                 data = _json_loads(resp.content)
             except (ValueError, TypeError):
@@ -224,9 +241,10 @@ class _CheckedUser(FastHttpUser):
             context=self.context(),  # the open model's arrival lag (openmodel.py): the iteration's own
             start_time=start_time,
         )
+        self.turn_over()
 
 
-class OriginalFlowUser(_CheckedUser):
+class OriginalFlowUser(AdminSteps, _CheckedUser):
     """The original study's k6 iteration (see the module docstring)."""
 
     def on_start(self):
@@ -249,62 +267,6 @@ class OriginalFlowUser(_CheckedUser):
         self.client.cookiejar.clear()
         self._csrftoken = None
         self.run_flow(self.steps)
-
-    def get_login_form(self) -> str | None:
-        with self.client.get(ADMIN_LOGIN_PATH, name=ADMIN_LOGIN_PATH, catch_response=True) as resp:
-            if resp.status_code != 200:
-                return _status_failure(resp)
-            self._csrftoken = self.client.cookiejar.get("csrftoken")
-            if not self._csrftoken:
-                msg = "no csrftoken cookie"
-                resp.failure(msg)
-                return msg
-        return None
-
-    def post_login(self) -> str | None:
-        token = self._csrftoken or ""
-        with self.client.post(
-            LOGIN_POST_PATH,
-            name=ADMIN_LOGIN_PATH,
-            data=(self._login_body + quote(token)).encode(),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-CSRFToken": token,
-                "Referer": self._referer,
-            },
-            catch_response=True,
-        ) as resp:
-            code = resp.status_code
-            if code == 403:
-                msg = "HTTP 403: CSRF check failed" if not token else "HTTP 403 (CSRF rejected?)"
-                resp.failure(msg)
-                return msg
-            if code != 200:
-                return _status_failure(resp)
-            body = resp.content or b""
-            if LOGIN_FORM_MARKER in body:
-                msg = "login failed: the login form came back (wrong username or password?)"
-            elif urlsplit(resp.url or "").path != ADMIN_INDEX_PATH:
-                msg = f"login failed: ended on {urlsplit(resp.url or '').path}, expected {ADMIN_INDEX_PATH}"
-            elif self.client.cookiejar.get("sessionid") is None:
-                msg = "login failed: no sessionid cookie"
-            elif ADMIN_INDEX_MARKER not in body:
-                msg = "login failed: /admin/ is not the logged-in admin index"
-            else:
-                return None
-            resp.failure(msg)
-            return msg
-
-    def get_login_logged_in(self) -> str | None:
-        with self.client.get(ADMIN_LOGIN_PATH, name=LOGGED_IN_LOGIN_NAME, catch_response=True) as resp:
-            if resp.status_code != 200:
-                return _status_failure(resp)
-            if LOGIN_FORM_MARKER in (resp.content or b""):
-                msg = "not logged in: got the login form"
-                resp.failure(msg)
-                return msg
-        return None
-
 
 class ApiOnlyUser(_CheckedUser):
     """Steps 4-5 of the original flow (no Django admin), plus the slowapi switches."""
@@ -338,7 +300,7 @@ class IoProbeUser(_CheckedUser):
     def probe(self):
         with self.client.get(self._path, name=self._path, catch_response=True) as resp:
             if resp.status_code != 200:
-                _status_failure(resp)
+                status_failure(resp)
                 return
             try:
                 data = _json_loads(resp.content)

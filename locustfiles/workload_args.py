@@ -5,7 +5,7 @@ field; the master sends them to its workers. Defaults: --api-prefix benchcontrac
 --with-slowapi off, --only-slowapi off, --io-path benchcontract.IO_SLEEP_PATH (/io/sleep/),
 --io-seconds benchcontract.DEFAULT_SLEEP_SECONDS (1.0), --bare-path /,
 --admin-username/--admin-password benchcontract.ADMIN_USERNAME/ADMIN_PASSWORD, --arrival-rate 0,
---full-json-every 100, --request-timeout benchcontract.DEFAULT_REQUEST_TIMEOUT (10 s).
+--full-json-every 100, --reconnect-every 0, --request-timeout benchcontract.DEFAULT_REQUEST_TIMEOUT (10 s).
 The recorder's (--timings-file, --generator-file, --cpu-monitor-interval,
 --warmup-seconds) are in recorder.py, the shape's (--scenario readme, --time-scale 1.0) in shapes.py.
 
@@ -31,6 +31,7 @@ DEFAULTS = {
     "admin_password": benchcontract.ADMIN_PASSWORD,
     "full_json_every": 100,
     "arrival_rate": 0.0,
+    "reconnect_every": 0,
     "request_timeout": benchcontract.DEFAULT_REQUEST_TIMEOUT,
 }
 
@@ -61,6 +62,10 @@ def _add_arguments(parser, **_kw):
     parser.add_argument("--arrival-rate", type=float, default=DEFAULTS["arrival_rate"], env_var="LOCUST_ARRIVAL_RATE",
                         help="open model (openmodel.py's dispatcher, -f ...,openmodel.py OpenModelUser): arrivals "
                              "started per second, independently of responses; 0 = closed model")
+    parser.add_argument("--reconnect-every", type=int, default=DEFAULTS["reconnect_every"],
+                        env_var="LOCUST_RECONNECT_EVERY",
+                        help="flows: each user closes its connection(s) after every K iterations (its first "
+                             "after a random 1..K, so users do not reconnect in step); 0 = keep-alive for the run")
     parser.add_argument("--request-timeout", type=float, default=DEFAULTS["request_timeout"],
                         env_var="LOCUST_REQUEST_TIMEOUT",
                         help="seconds a request may wait for a connection or the next byte; then it fails with "
@@ -87,6 +92,9 @@ def options(environment) -> dict:
     out["with_slowapi"] = bool(out["with_slowapi"])
     out["only_slowapi"] = bool(out["only_slowapi"])
     out["full_json_every"] = int(out["full_json_every"])
+    out["reconnect_every"] = int(out["reconnect_every"])
+    if out["reconnect_every"] < 0:
+        raise ValueError(f"--reconnect-every must be >= 0, not {out['reconnect_every']}")
     out["request_timeout"] = float(out["request_timeout"])
     if not out["request_timeout"] > 0:
         raise ValueError(f"--request-timeout must be above 0, not {out['request_timeout']}")

@@ -1,5 +1,6 @@
-"""Every registry row, in turn: built, started, contract verified, a 3 s Locust burst with zero
-failures, stopped. This is the test that says "every row in `asgibench list` works"."""
+"""Every registry row, in turn: built, started, contract verified, a 2 s Locust burst of its default flow
+with zero failures (the original flow's checks include both admin redirects, 7 exchanges an iteration),
+stopped. This is the test that says "every row in `asgibench list` works"."""
 import pytest
 
 from asgibench import envs, procs, variants
@@ -12,7 +13,7 @@ PY = envs.current_python()
 @pytest.mark.parametrize("v", variants.VARIANTS, ids=lambda v: v.name)
 def test_row_serves_the_contract_under_load(v, db, results_dir):
     tag = f"matrix-{v.name}"
-    res = cli("bench", v.name, "--users", "4", "--duration", "3s", "--warmup", "1s",
+    res = cli("bench", v.name, "--users", "4", "--duration", "2s", "--warmup", "1s",
               results=results_dir, env={"ASGIBENCH_RUN_TAG": tag}, timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
     meta = meta_of(only_run_dir(results_dir, v.name))
@@ -26,6 +27,9 @@ def test_row_serves_the_contract_under_load(v, db, results_dir):
     assert ("GET /slowapi/slowapi/" in checked) == ("slowapi" in v.serves)
     s = meta["summary"]
     assert s["requests"] > 0 and s["failures"] == 0, s
+    if v.default_flow == "original":  # every HTTP exchange counted, both redirects followed as requests
+        assert s["requests"] == pytest.approx(7 * s["flow"]["iterations"], abs=7 * 4), s
+        assert {"GET /admin/ (login redirect)", "GET /admin/ (logged-in redirect)"} <= set(s["endpoints"])
     assert meta["server"]["workers"] == v.effective_workers()
     assert meta["server"]["db_conn"] == v.db_conn
     assert not procs.tagged_pids(tag)

@@ -8,12 +8,13 @@ import time
 
 import pytest
 
-from asgibench import ROOT
+from asgibench import ROOT, matrix
 from helpers import cli, interrupt
 
 pytestmark = pytest.mark.e2e
-ARGS = ["--variants", "raw-asgi-asyncpg,gunicorn-sync", "--trials", "2", "--duration", "2s", "--io-duration", "2s",
-        "--warmup", "1s", "--io-seconds", "0.2", "--users", "2", "--io-users", "2"]
+# api on both rows, original on gunicorn-sync only (raw-asgi-asyncpg has no admin); io: plan_for in test_matrix.py
+ARGS = ["--variants", "raw-asgi-asyncpg,gunicorn-sync", "--trials", "2", "--duration", "2s", "--scenario",
+        "api,original", "--warmup", "1s", "--users", "2"]
 
 
 def _state(results, mid):
@@ -63,11 +64,20 @@ def test_matrix_interleaves_resumes_and_reports(db, results_dir):
                           for rel in r["run_dirs"].values()), key) for key, r in final["runs"].items())
     assert [key for _, key in started] == ["1/raw-asgi-asyncpg", "1/gunicorn-sync", "2/raw-asgi-asyncpg",
                                            "2/gunicorn-sync"], started
-    # the warm-up warms the freshly started server once: before the first scenario only
-    for r in final["runs"].values():
-        plans = {sc: json.loads((results_dir / rel / "meta.json").read_text())["plan"] for sc, rel in
-                 r["run_dirs"].items()}
-        assert plans["constant"]["warmup"] == 1.0 and plans["io"]["warmup"] == 0.0, plans
+    # the warm-up warms the freshly started server once: before the first scenario only; the API flow on
+    # every row, the original flow on the admin row only, each a scenario with its own run folders
+    for key, r in final["runs"].items():
+        metas = {sc: json.loads((results_dir / rel / "meta.json").read_text()) for sc, rel in r["run_dirs"].items()}
+        plans = {sc: m["plan"] for sc, m in metas.items()}
+        assert set(plans) == ({"api", "original"} if key.endswith("gunicorn-sync") else {"api"}), (key, plans)
+        assert all(m["matrix"]["scenario"] == sc for sc, m in metas.items())
+        assert {sc: p["flow"] for sc, p in plans.items()} == {sc: sc for sc in plans}
+        assert all(p["reconnect_every"] == matrix.RECONNECT_EVERY for p in plans.values())
+        assert plans["api"]["warmup"] == 1.0 and plans.get("original", {"warmup": 0.0})["warmup"] == 0.0, plans
+        if "original" in metas:  # every HTTP exchange counted: 7 per iteration
+            s = metas["original"]["summary"]
+            assert s["requests"] == pytest.approx(7 * s["flow"]["iterations"], abs=7 * 2), s  # +- 1 iteration a user
+            assert s["flow"]["iterations_per_s"] > 0
     assert "median req/s" in res.stdout  # the final table
     rep = cli("report", mid, results=results_dir, timeout=200)
     assert rep.returncode == 0, rep.stderr[-2000:]
@@ -77,7 +87,7 @@ def test_matrix_interleaves_resumes_and_reports(db, results_dir):
                if json.loads(p.read_text())["status"] != "completed"}
     with open(results_dir / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and all(r["trials"] == "2" for r in rows), rows
+    assert len(rows) == 3 and all(r["trials"] == "2" for r in rows), rows  # raw api, sync api, sync original
     used = {d for r in rows for d in r["run_dirs"].split()}
     assert used == {rel for r in final["runs"].values() for rel in r["run_dirs"].values()}
     assert partial and not used & partial, partial  # the interrupted row-trial left one
@@ -87,7 +97,7 @@ def test_a_failing_row_is_recorded_and_the_matrix_goes_on(db, results_dir, tmp_p
     """gunicorn-sync cannot start (GUNICORN_CMD_ARGS points it at a config file that is not there; the
     uvicorn row ignores it): recorded failed with its reason, the next row still measured, exit 1."""
     res = cli("matrix", "--id", "m-fail", "--variants", "gunicorn-sync,raw-asgi-asyncpg", "--trials", "1",
-              "--scenario", "cpu", "--duration", "2s", "--warmup", "0", "--users", "2", results=results_dir,
+              "--scenario", "api", "--duration", "2s", "--warmup", "0", "--users", "2", results=results_dir,
               env={"GUNICORN_CMD_ARGS": f"--config {tmp_path / 'missing.py'}"}, timeout=300)
     assert res.returncode == 1, res.stderr[-2000:]
     runs = _state(results_dir, "m-fail")["runs"]

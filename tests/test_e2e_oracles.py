@@ -490,6 +490,7 @@ def slowapi_run(db, tmp_path_factory):
 
 
 def test_with_slowapi_runs_the_slowapi_steps_every_iteration(slowapi_run):
+    """And the original flow's requests against the server's own count, redirects included."""
     meta, served = slowapi_run
     s = meta["summary"]
     assert s["failures"] == 0 and s["flow"]["iterations"] > 5 and s["flow"]["failed"] == 0
@@ -498,3 +499,12 @@ def test_with_slowapi_runs_the_slowapi_steps_every_iteration(slowapi_run):
         assert abs(e["requests"] - s["flow"]["iterations"]) <= 2, (path, e, s["flow"])  # once per iteration
         assert e["requests"] == pytest.approx(sum(1 for r in served if r[2] == path), abs=2), path
     assert all(r[3] in ("200", "302") for r in served)  # 302: the admin login's redirect
+    # the original flow counts every HTTP exchange, as the server does: 7 per iteration (both 302s and the
+    # two /admin/ pages they lead to) + the 2 slowapi steps
+    assert s["requests"] == pytest.approx(len(served), abs=2), (s["requests"], len(served))
+    assert s["requests"] == pytest.approx(9 * s["flow"]["iterations"], abs=9)
+    assert sum(1 for r in served if r[3] == "302") == pytest.approx(2 * s["flow"]["iterations"], abs=2)
+    index = sum(1 for r in served if r[1] == "GET" and r[2] == "/admin/")
+    assert s["endpoints"]["GET /admin/ (login redirect)"]["requests"] \
+        + s["endpoints"]["GET /admin/ (logged-in redirect)"]["requests"] == pytest.approx(index, abs=2)
+    assert s["flow"]["iterations_per_s"] == pytest.approx(s["flow"]["iterations"] / s["seconds"], abs=0.01)

@@ -234,6 +234,12 @@ def test_cookie_jar_paths_and_clear():
         assert req.headers.get("Cookie") == expected, path
     jar.clear()
     assert len(jar) == 0
+    # Max-Age wins over Expires, whichever comes first (its date is then not parsed at all); a bad date is ignored
+    jar.set_cookie_line("c=3; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=60")
+    jar.set_cookie_line("d=4; Max-Age=60; expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    jar.set_cookie_line("e=5; expires=not a date")
+    jar.set_cookie_line("f=6; Max-Age=0; expires=Wed, 24 Nov 2100 00:00:00 GMT")
+    assert (jar.get("c"), jar.get("d"), jar.get("e"), jar.get("f")) == ("3", "4", "5", None)
 
 
 # -- Locust side (subprocesses) --------------------------------------------------------------------
@@ -244,7 +250,7 @@ from locust.argument_parser import get_parser
 o = vars(get_parser().parse_args(sys.argv[1:]))
 keys = ["api_prefix", "with_slowapi", "only_slowapi", "io_path", "io_seconds", "bare_path", "admin_username",
         "admin_password", "full_json_every", "scenario", "time_scale", "timings_file", "generator_file",
-        "cpu_monitor_interval"]
+        "cpu_monitor_interval", "reconnect_every"]
 print(json.dumps({k: o[k] for k in keys}))
 """
 
@@ -264,7 +270,7 @@ def test_custom_argument_defaults_and_env_vars():
         "io_seconds": benchcontract.DEFAULT_SLEEP_SECONDS, "bare_path": "/",
         "admin_username": benchcontract.ADMIN_USERNAME, "admin_password": benchcontract.ADMIN_PASSWORD,
         "full_json_every": 100, "scenario": "readme", "time_scale": 1.0, "timings_file": None,
-        "generator_file": None, "cpu_monitor_interval": 1.0,
+        "generator_file": None, "cpu_monitor_interval": 1.0, "reconnect_every": 0,
     }
     e = _parsed("--with-slowapi", "--io-seconds", "0.25", "--scenario", "medium",
                 env={"LOCUST_API_PREFIX": "/async_api/", "LOCUST_TIME_SCALE": "0.1"})
@@ -414,6 +420,17 @@ out["paths"] = [workload.ADMIN_LOGIN_PATH, workload.ADMIN_INDEX_PATH, workload.L
                 workload.LOGGED_IN_LOGIN_NAME, workload.SLOWAPI_PATH, workload.SLOWAPI_ORM_PATH,
                 list(workload.SLOWAPI_ORM_KEYS), workload.FLOW_REQUEST_TYPE, workload.FLOW_NAME,
                 timingfile.FLOW_REQUEST_TYPE]
+# Runner.stop()'s caller look-up (inspect.stack(), ~60 ms of CPU in the measured window) is skipped
+import logging
+import locust.runners as lr
+try:
+    lr.inspect.stack()
+    out["stack"] = "looked up"
+except RuntimeError as e:
+    out["stack"] = str(e)
+logging.getLogger("locust.runners").setLevel(logging.DEBUG)
+out["stack_debug"] = len(lr.inspect.stack()) > 0 and lr.inspect.getframeinfo is __import__("inspect").getframeinfo
+logging.getLogger("locust.runners").setLevel(logging.WARNING)
 import workload_args
 out["defaults"] = [workload_args.DEFAULTS["api_prefix"], workload_args.DEFAULTS["io_path"]]
 print(json.dumps(out))
@@ -436,6 +453,7 @@ def test_plugins_register_their_listeners_and_recorder_registers_them_all():
                             "/admin/login/ (logged in)", bc.SLOWAPI_PATH, bc.SLOWAPI_ORM_PATH,
                             list(bc.SLOWAPI_ORM_KEYS), bc.FLOW_REQUEST_TYPE, bc.FLOW_NAME, bc.FLOW_REQUEST_TYPE]
     assert out["defaults"] == [bc.API_PREFIX, bc.IO_SLEEP_PATH]
+    assert out["stack"] == "caller not looked up: debug logging is off" and out["stack_debug"] is True
 
 
 def test_timingfile_flow_type_is_benchcontracts():
@@ -452,22 +470,60 @@ PAGE = json.dumps({"count": 25, "next": "http://127.0.0.1/api/x/?page=2", "previ
                    "results": [{"id": i} for i in range(10)]}).encode()
 
 
+ADMIN_FORM = b'<form id="login-form" method="post"></form>'
+ADMIN_INDEX = b'<div id="user-tools">Welcome</div>'
+
+
 class _Handler(BaseHTTPRequestHandler):
+    """The two list pages, and a Django admin stand-in: login form + csrftoken cookie, a login POST that
+    answers 302 + sessionid for the right credentials, a logged-in login page that redirects to the index.
+    Every exchange is appended to `served` (the server's own count)."""
+
     protocol_version = "HTTP/1.1"
+    served: list = []
+    connections: list = []  # one entry per accepted connection (a handler serves one connection)
+
+    def setup(self):
+        self.connections.append(self.client_address)
+        super().setup()
+
+    def _send(self, code, body=b"", ctype="application/json", headers=()):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _logged_in(self):
+        return "sessionid=s1" in (self.headers.get("Cookie") or "")
 
     def do_GET(self):  # noqa: N802
         path = self.path.split("?")[0]
+        self.served.append(("GET", path))
         if path in ("/api/clowncollege/", "/api/troupe/"):
-            code, body = 200, PAGE
+            self._send(200, PAGE)
         elif path == "/empty/troupe/":
-            code, body = 200, b'{"count": 0, "next": null, "previous": null, "results": []}'
+            self._send(200, b'{"count": 0, "next": null, "previous": null, "results": []}')
+        elif path == benchcontract.ADMIN_LOGIN_PATH and self._logged_in():
+            self._send(302, headers=[("Location", benchcontract.ADMIN_INDEX_PATH)])
+        elif path == benchcontract.ADMIN_LOGIN_PATH:
+            self._send(200, ADMIN_FORM, "text/html", [("Set-Cookie", "csrftoken=t0k; Path=/")])
+        elif path == benchcontract.ADMIN_INDEX_PATH and self._logged_in():
+            self._send(200, ADMIN_INDEX, "text/html")
         else:
-            code, body = 404, b'{"detail": "Not found."}'
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            self._send(404, b'{"detail": "Not found."}')
+
+    def do_POST(self):  # noqa: N802
+        path = self.path.split("?")[0]
+        self.served.append(("POST", path))
+        form = dict(x.split("=", 1) for x in self.rfile.read(int(self.headers["Content-Length"])).decode().split("&"))
+        if form.get("password") == benchcontract.ADMIN_PASSWORD and form.get("csrfmiddlewaretoken") == "t0k":
+            self._send(302, headers=[("Location", benchcontract.ADMIN_INDEX_PATH),
+                                     ("Set-Cookie", "sessionid=s1; Path=/; HttpOnly")])
+        else:
+            self._send(200, ADMIN_FORM, "text/html")
 
     def log_message(self, *args):
         pass
@@ -502,6 +558,7 @@ def _csv_rows(tmp_path):
 
 @pytest.mark.e2e  # a real Locust run
 def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
+    _Handler.connections.clear()
     r, _ = _locust(tmp_path, api_server, "ApiOnlyUser", "--users", "2", "--spawn-rate", "10", "--run-time", "3")
     assert r.returncode == 0, r.stderr[-3000:]
     rows = _csv_rows(tmp_path)
@@ -519,6 +576,7 @@ def test_api_flow_run_is_consistent_everywhere(tmp_path, api_server):
     assert gen["requests"] == total - flows == 2 * flows
     assert gen["run"]["wall_s"] == pytest.approx(3.0, abs=1.0)  # --run-time is honoured, not cut short
     assert len(gen["cpu_percent_samples"]) >= 2  # Locust's CPU monitor runs every second
+    assert len(_Handler.connections) == 2  # one keep-alive connection per user for the whole run
 
 
 @pytest.mark.e2e  # a real Locust run
@@ -546,3 +604,45 @@ def test_shape_runs_scaled_stages_and_stops_by_itself(tmp_path, api_server):
         users = [int(row["User Count"]) for row in csv.DictReader(f) if row["Name"] == "Aggregated"]
     assert max(users) == 10 and users[-1] == 0
     assert int(_csv_rows(tmp_path)[("", "Aggregated")]["Request Count"]) > 0
+
+
+@pytest.mark.e2e  # a real Locust run
+def test_original_flow_counts_every_http_exchange_as_the_server_does(tmp_path, api_server):
+    """Redirects are followed by the workload, not the client: 7 Locust requests per iteration, each
+    one exchange the server saw (POST login -> 302 -> /admin/, GET login logged in -> 302 -> /admin/)."""
+    _Handler.served.clear()
+    _Handler.connections.clear()
+    r, _ = _locust(tmp_path, api_server, "OriginalFlowUser", "--users", "2", "--spawn-rate", "10",
+                   "--run-time", "2", "--reconnect-every", "3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = _csv_rows(tmp_path)
+    flows = int(rows[("FLOW", "iteration")]["Request Count"])
+    assert flows > 10 and int(rows[("", "Aggregated")]["Failure Count"]) == 0
+    admin, login = benchcontract.ADMIN_INDEX_PATH, benchcontract.ADMIN_LOGIN_PATH
+    steps = [("GET", login), ("POST", login), ("GET", f"{admin} (login redirect)"), ("GET", f"{login} (logged in)"),
+             ("GET", f"{admin} (logged-in redirect)"), ("GET", "/api/clowncollege/"), ("GET", "/api/troupe/")]
+    assert sorted(k for k in rows if k[0] not in ("FLOW", "")) == sorted(steps)
+    assert all(int(rows[k]["Request Count"]) == flows for k in steps), {k: rows[k]["Request Count"] for k in steps}
+    requests = sum(int(rows[k]["Request Count"]) for k in steps)
+    served = list(_Handler.served)
+    assert requests == len(served) == 7 * flows  # the server's own count, redirects included
+    assert served.count(("GET", admin)) == 2 * flows and served.count(("GET", login)) == 2 * flows
+    gen = json.loads((tmp_path / "generator.json").read_text())
+    assert gen["requests"] == requests and gen["flow_iterations"] == flows
+    # --reconnect-every 3: each user opens a new connection every 3 iterations (its first after 1..3)
+    assert flows / 3 <= len(_Handler.connections) <= flows / 3 + 2 * 2, (len(_Handler.connections), flows)
+
+
+@pytest.mark.e2e  # a real Locust run
+def test_original_flow_login_failure_is_reported_at_the_post(tmp_path, api_server):
+    r, _ = _locust(tmp_path, api_server, "OriginalFlowUser", "--users", "1", "--spawn-rate", "10",
+                   "--run-time", "1", "--admin-password", "wrong")
+    assert r.returncode == 1
+    with open(tmp_path / "locust_failures.csv", newline="") as f:
+        errors = {(row["Method"], row["Name"], row["Error"]) for row in csv.DictReader(f)}
+    assert ("POST", benchcontract.ADMIN_LOGIN_PATH,
+            "CatchResponseError('login failed: the login form came back (wrong username or password?)')") in errors
+    assert ("GET", f"{benchcontract.ADMIN_LOGIN_PATH} (logged in)",
+            "CatchResponseError('not logged in: got the login form')") in errors
+    rows = _csv_rows(tmp_path)
+    assert not any("redirect" in name for _, name in rows)  # no redirect to follow: none requested

@@ -97,6 +97,7 @@ def test_summary_leaves_out_the_flow_entry(tmp_path):
     s = results.summarize(tmp_path)
     assert s["requests"] == 50 and s["rps"] == 5.0 and list(s["endpoints"]) == ["GET /api/troupe/"]
     assert s["flow"]["iterations"] == 25 and s["flow"]["p50_ms"] == 40.0
+    assert s["flow"]["iterations_per_s"] == 2.5  # over the same window as req/s
 
 
 def test_one_calibration_reader_for_the_runner_and_the_report(tmp_path, monkeypatch):
