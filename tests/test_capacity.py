@@ -266,6 +266,8 @@ def test_the_matrix_has_a_capacity_scenario():
     from asgibench import matrix, variants
     s = matrix.MatrixSettings(rows=["uvicorn"], scenarios=["capacity"], trials=1)
     plan = matrix.plan_for(s, variants.get("uvicorn"), "capacity")
-    assert plan.scenario == loadgen.CAPACITY and plan.flow == variants.get("uvicorn").default_flow
+    # the API flow on every row (a Django row's default is the original flow): capacities in one unit
+    assert plan.scenario == loadgen.CAPACITY and plan.flow == "api" != variants.get("uvicorn").default_flow
     loadgen.validate(plan)
-    assert s.estimate_seconds() == matrix.OVERHEAD_SECONDS + s.warmup + matrix.CAPACITY_SECONDS
+    assert s.estimate_seconds() == (matrix.SERVER_OVERHEAD_SECONDS + s.warmup + matrix.LOCUST_OVERHEAD_SECONDS
+                                    + matrix.CAPACITY_SECONDS)
