@@ -33,7 +33,8 @@ BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WO
   $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
   $(if $(DB_CONN),--db-conn $(DB_CONN)) $(if $(ASYNC),--async) $(if $(SLOWAPI),--with-slowapi) \
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) \
-  $(if $(REQUEST_TIMEOUT),--request-timeout $(REQUEST_TIMEOUT)) $(if $(ACCEPT_FAILURES),--accept-failures) $(ARGS)
+  $(if $(REQUEST_TIMEOUT),--request-timeout $(REQUEST_TIMEOUT)) $(if $(ACCEPT_FAILURES),--accept-failures) \
+  $(if $(RECONNECT_EVERY),--reconnect-every $(RECONNECT_EVERY)) $(ARGS)
 
 .PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compare compose
 

@@ -44,6 +44,7 @@ BOUNDS: dict[str, Bound] = {
     "locust_workers": Bound("locust workers", 0, 256),
     "remote_workers": Bound("remote workers", 0, 1024),
     "request_timeout": Bound("request timeout", 0, 600, unit=" seconds", low_exclusive=True),
+    "reconnect_every": Bound("--reconnect-every", 0, 1000000, unit=" iterations"),
     # the capacity ladder (locustfiles/ladder.py): a factor near 1 would never reach the knee in time
     "ladder_start": Bound("--ladder-start", 0, 100000, unit=" arrivals/s", low_exclusive=True),
     "ladder_factor": Bound("--ladder-factor", 1.1, 10),

@@ -330,5 +330,5 @@ def validate(plan: LoadPlan) -> None:
         raise UsageError(f"unknown scenario {plan.scenario!r} (choose from {', '.join(SCENARIOS)})")
     for name in ("users", "spawn_rate", "duration", "time_scale", "io_seconds", "processes", "arrival_rate",
                  "locust_workers", "remote_workers", "request_timeout", "ladder_start", "ladder_factor",
-                 "ladder_hold", "ladder_budget"):
+                 "ladder_hold", "ladder_budget", "reconnect_every"):
         bounds.check(name, getattr(plan, name))

@@ -54,7 +54,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from asgibench import bounds, database, envs, loadgen, pipeline, policy, results, runmeta, stats, variants
+from asgibench import bounds, database, envs, figures, loadgen, pipeline, policy, results, runmeta, stats, variants
 from asgibench.errors import RunError, UsageError
 from asgibench.files import write_json_atomic
 from asgibench.options import BenchOptions, duration, number
@@ -84,6 +84,8 @@ RECONNECT_EVERY = 5  # api and original: each user opens a new connection every 
 # Measured here: server start + contract check + stop, per row and trial; and one Locust start-up, per scenario.
 SERVER_OVERHEAD_SECONDS = 6.5
 LOCUST_OVERHEAD_SECONDS = 2.0
+# the final table's marks for figures.flags (the rule and its reason live there)
+FLAG_MARKS = (("generator-bound", "GEN"), ("generator-competing", "COMP"), ("imbalanced", "IMB"))
 
 
 @dataclass
@@ -259,7 +261,7 @@ class Matrix:
                 print(f"    {scenario:9s} {summ['rps']:9.1f} req/s" + (f" ({its:.1f} it/s)" if its else "") + "  p95 "
                       f"{summ.get('exact_percentiles_ms', {}).get('p95', float('nan')):8.1f} ms  "
                       f"failures {summ['failures']}" + (f"  efficiency {eff}" if eff is not None else "")
-                      + ("  GENERATOR-BOUND" if meta["generator"]["bound"] else "")
+                      + "".join(f"  {name.upper()}" for name, _ in figures.flags(meta) if name != "not-completed")
                       + (f"  capacity at SLO {meta['capacity']['capacity_rps']} req/s" if meta.get("capacity") else "")
                       + (f"  {meta['status'].upper()}" if meta["status"] != "completed" else ""), flush=True)
         return next((x for x in statuses if x != "completed"), "completed")
@@ -282,7 +284,7 @@ class Matrix:
         if not rows:
             return
         print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'it/s':>7s} "
-              f"{'p95 ms':>8s} {'eff.':>6s}")
+              f"{'p95 ms':>8s} {'eff.':>6s} {'srv µs/req':>10s} {'CV':>6s}")
         for (row, scenario), metas in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             rps = [m["summary"]["rps"] for m in metas]
             cv = stats.cv_pct(rps)  # the report's definition (sample stdev / mean)
@@ -290,15 +292,20 @@ class Matrix:
             effs = [m["summary"].get("concurrency", {}).get("efficiency") for m in metas]
             effs = [e for e in effs if e is not None]
             flag = " *" if stats.unstable(cv) else ""
-            bound = " GEN" if any(m["generator"].get("bound") for m in metas) else ""
+            marks = {name for m in metas for name, _ in figures.flags(m)}
+            bound = "".join(f" {short}" for name, short in FLAG_MARKS if name in marks)
             bound += " FAIL" if any(m["summary"].get("failures") for m in metas) else ""
+            srv = figures.values(metas, "server_us_per_request")
+            srv_cv = stats.cv_pct(srv)
             its = [(m["summary"].get("flow") or {}).get("iterations_per_s") for m in metas]
             its = [x for x in its if x is not None]
             print(f"{row:40s} {scenario:9s} {len(rps):6d} {statistics.median(rps):12.1f} {cv or 0.0:5.1f}%"
                   f"{statistics.median(its) if its else float('nan'):8.1f}{p95:9.1f} "
-                  f"{statistics.median(effs) if effs else float('nan'):6.2f}{flag}{bound}")
-        print(f"(* CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; GEN: generator-bound trial; FAIL: requests "
-              "failed in a trial)")
+                  f"{statistics.median(effs) if effs else float('nan'):6.2f} "
+                  f"{statistics.median(srv) if srv else float('nan'):10.0f} {srv_cv or 0.0:5.1f}%{flag}{bound}")
+        print(f"(* req/s CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; "
+              + "; ".join(f"{short}: {name} trial" for name, short in FLAG_MARKS)
+              + "; FAIL: requests failed in a trial; srv µs/req: server CPU per request, the low-noise figure)")
 
 
 def add_arguments(p) -> None:

@@ -141,6 +141,9 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-only", action="store_true", help="skip the admin login steps (API-only flow)")
     g.add_argument("--io-seconds", type=number(float), default=1.0,
                    help="io scenario: seconds each request waits in PostgreSQL")
+    g.add_argument("--reconnect-every", type=number(int), default=0,
+                   help="each user opens a new connection every K iterations, as the matrix's api/original "
+                        "scenarios do (K=5: spreads connections over workers); default 0 = keep-alive for the run")
     g.add_argument("--request-timeout", type=duration, default=bc.DEFAULT_REQUEST_TIMEOUT,
                    help=f"a request waiting longer fails as 'timeout after S s' "
                         f"(default {bc.DEFAULT_REQUEST_TIMEOUT:g}s)")
@@ -201,7 +204,7 @@ def build_options(a) -> BenchOptions:
         master_port=a.master_port or (5557 if a.remote_workers else database.free_port()),
         request_timeout=a.request_timeout, arrival_spacing=a.arrival_spacing, slo=a.slo,
         ladder_start=a.ladder_start, ladder_factor=a.ladder_factor, ladder_hold=a.ladder_hold,
-        ladder_budget=a.ladder_budget,
+        ladder_budget=a.ladder_budget, reconnect_every=a.reconnect_every,
     )
     if not a.allow_remote and not server.loopback(a.master_bind):
         raise UsageError(f"--master-bind {a.master_bind} is not loopback: "
