@@ -116,13 +116,17 @@ lint: $(RUNNER) ## ruff check + services/ syntax on Python 3.6 and 3.8 (every ch
 	UV=$(UV) $(RUNNER) .ci/syntax_check.py 3.8 $(SYNTAX_PY38) || rc=1; \
 	exit $$rc
 
-# Re-resolve every lock file (needs PyPI): envs/<group>.in -> envs/lock/<group>-py<X.Y>.txt
-LOCK_PYTHONS := 3.8 3.9 3.10 3.11 3.12 3.13
-lock: | $(UV)
-	@for g in django eventlet gino; do for v in $(LOCK_PYTHONS); do \
-	  $(UV) pip compile --quiet envs/$$g.in --python-version $$v -o envs/lock/$$g-py$$v.txt || exit 1; done; done
-	@for v in 3.10 3.11 3.12 3.13; do \
-	  $(UV) pip compile --quiet envs/runner.in --python-version $$v -o envs/lock/runner-py$$v.txt || exit 1; done
+# Re-resolve every lock file (needs PyPI). The list is asgibench.envs.lock_plan(), derived from its Django x
+# Python table: envs/<group>.in -> envs/lock/<group>-py<P>.txt (each Python's default Django) and
+# envs/<group>-dj<D>.in -> envs/lock/<group>-dj<D>-py<P>.txt. LOCK_ONLY=<pattern> compiles the matching outputs
+# only (e.g. LOCK_ONLY=-dj2.2-); LOCK_EXCLUDE_NEWER=<date> resolves as PyPI stood then (reproducible).
+LOCK_FLAGS := $(if $(LOCK_EXCLUDE_NEWER),--exclude-newer $(LOCK_EXCLUDE_NEWER))
+lock: $(RUNNER) | $(UV)
+	@$(RUNNER) -c 'from asgibench import envs; [print(*x) for x in envs.lock_plan()]' | grep -e '$(LOCK_ONLY)' | \
+	while read -r in py out; do \
+	  $(UV) pip compile --quiet $(LOCK_FLAGS) $$in --python-version $$py -o $$out || exit 1; done
+	@$(if $(LOCK_ONLY),true,for v in 3.10 3.11 3.12 3.13; do \
+	  $(UV) pip compile --quiet $(LOCK_FLAGS) envs/runner.in --python-version $$v -o envs/lock/runner-py$$v.txt || exit 1; done)
 
 clean-envs:
 	rm -rf .venvs .tools
