@@ -8,7 +8,7 @@
 #   make test-fast         the tests not marked e2e: no PostgreSQL, server or Locust run
 #   make lint              ruff, and services/ compiled by the oldest Pythons it must run on
 #
-# Knobs (all optional): PYTHON=3.x WORKERS=N USERS=N DURATION=30s SCENARIO=io|readme|easy|medium|...
+# Knobs (all optional): PYTHON=3.x DJANGO=2.2|3.2|4.2|5.2|6.1 WORKERS=N USERS=N DURATION=30s SCENARIO=io|readme|easy|medium|...
 #   DB_CONN=per-request|persistent|pool ASYNC=1 SLOWAPI=1 WARMUP=10s PIN=server=0,db=0,locust=1 ARGS="..."
 #   REQUEST_TIMEOUT=10s (a request waiting longer fails) ACCEPT_FAILURES=1 (failed requests / stalls: exit 0)
 
@@ -28,7 +28,8 @@ RUNNER_LOCK := envs/lock/runner-py$(RUNNER_PY_VERSION).txt
 ASGIBENCH := $(RUNNER) -m asgibench
 RUFF := .venvs/runner/bin/ruff
 
-BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(if $(WORKERS),--workers $(WORKERS)) \
+DJANGO_FLAG := $(if $(DJANGO),--django $(DJANGO))
+BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(DJANGO_FLAG) $(if $(WORKERS),--workers $(WORKERS)) \
   $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION)) $(if $(SCENARIO),--scenario $(SCENARIO)) \
   $(if $(DB_CONN),--db-conn $(DB_CONN)) $(if $(ASYNC),--async) $(if $(SLOWAPI),--with-slowapi) \
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) \
@@ -58,7 +59,7 @@ setup: $(RUNNER) ## build the runner env (row envs are built on first use)
 help: $(RUNNER) ## this help and the variant table
 	@echo "make bench-<variant> | ui-<variant> | verify-<variant> | test | test-fast | lint | matrix | report | db-start | db-stop | db-reset"
 	@echo
-	@$(ASGIBENCH) list
+	@$(ASGIBENCH) list $(if $(PYTHON),--python $(PYTHON)) $(DJANGO_FLAG)
 
 bench-%: $(RUNNER)
 	@$(ASGIBENCH) bench $* $(BENCH_FLAGS)
@@ -70,14 +71,14 @@ verify-%: $(RUNNER)
 	@$(ASGIBENCH) verify $* $(BENCH_FLAGS)
 
 env-%: $(RUNNER)
-	@$(ASGIBENCH) env $* $(if $(PYTHON),--python $(PYTHON))
+	@$(ASGIBENCH) env $* $(if $(PYTHON),--python $(PYTHON)) $(DJANGO_FLAG)
 
 calibrate: $(RUNNER) ## how fast Locust itself goes on this machine (results/calibration.json)
 	@$(ASGIBENCH) calibrate
 
 matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume)
 	@$(ASGIBENCH) matrix $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(TRIALS),--trials $(TRIALS)) \
-	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
+	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(DJANGO_FLAG) $(ARGS)
 
 report: $(RUNNER) ## results/report.md, summary.csv and charts from the runs (RUN_IDS=... to choose)
 	@$(ASGIBENCH) report $(RUN_IDS)
