@@ -91,7 +91,7 @@ def cmd_env(a) -> int:
     python = envs.parse_python(a.python)
     row = variants.BY_NAME.get(a.target)
     group = row.env if row else a.target
-    django = policy.row_django(row, a.django) if row else envs.parse_django(a.django)
+    django = policy.row_django(row, a.django, python) if row else envs.parse_django(a.django)
     env = envs.ensure(group, python, django=django)
     dj = f", Django {env.packages['django']}" if env.has("django") else ""
     print(f"{env.path} ({len(env.packages)} packages, Python {python}{dj})")

@@ -84,10 +84,9 @@ def _vkey(v: str) -> tuple:
 
 
 def locked_pythons(group: str) -> list[str]:
-    """The Pythons `group` has a lock for (any Django)."""
-    out = {p.stem.rsplit("-py", 1)[1] for p in LOCK_DIR.glob(f"{group}-py*.txt")}
-    out |= {p.stem.rsplit("-py", 1)[1] for p in LOCK_DIR.glob(f"{group}-dj*-py*.txt")}
-    return sorted(out, key=_vkey)
+    """The Pythons `group`'s default lock covers (each with that Python's default Django; the other
+    Djangos of DJANGO_PYTHONS are their own locks, lock_file(group, python, django))."""
+    return sorted((p.stem.rsplit("-py", 1)[1] for p in LOCK_DIR.glob(f"{group}-py*.txt")), key=_vkey)
 
 
 def parse_django(value: str | None) -> str | None:
@@ -207,21 +206,19 @@ def parse_python(value: str | None) -> str:
 
 
 def lock_file(group: str, python_version: str, django: str | None = None) -> Path:
-    """The committed pins of `group` for `python_version` and Django `django` (None: that Python's
-    default); a usage error, one line, when there are none."""
+    """The committed pins of `group` for `python_version` and Django `django` (None: the default lock
+    <group>-py<P>.txt, which Python 3.6/3.7 do not have: policy.row_django names their default Django);
+    a usage error, one line, when there are none."""
     if group not in groups():
         raise UsageError(f"unknown env group {group!r} (have: {', '.join(groups())})")
-    if group in DJANGO_GROUPS:
-        if django is None:
-            django = default_django(python_version)
-        if django is not None:
-            check_django(django, python_version)
+    if group in DJANGO_GROUPS and django is not None:
+        check_django(django, python_version)
     lock = LOCK_DIR / lock_name(group, django, python_version)
     if not lock.exists():
         have = ", ".join(locked_pythons(group)) or "none"
         dj = f", Django {django}" if group in DJANGO_GROUPS and django else ""
         raise UsageError(f"env group {group!r} has no locked pins for Python {python_version}{dj} "
-                         f"(locked Pythons: {have}; `make lock` writes {lock.name})")
+                         f"(default locks: Python {have}; `make lock` writes {lock.name})")
     return lock
 
 

@@ -80,7 +80,7 @@ def bring_up(opts, stack: ExitStack, server_log: Path) -> Stack:
 def _our_server(opts, variant, python: str, stack: ExitStack, server_log: Path):
     """env -> database (migrated, seeded, placed) -> the row's server, not started yet."""
     console.say(f"env: {variant.env} on Python {python}", quiet=opts.quiet)
-    django = policy.row_django(variant, getattr(opts, "django", None))
+    django = policy.row_django(variant, getattr(opts, "django", None), python)
     env = envs.ensure(variant.env, python, django=django)
     # migrations and the seed: the row's own env when it holds Django (its version), else the django group
     django_env = env if env.has("django") else envs.ensure("django", python, django=django)

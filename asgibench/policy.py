@@ -89,10 +89,12 @@ def _vtuple(version: str) -> tuple:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
 
-def row_django(variant, django: str | None) -> str | None:
-    """The Django asked of a row's env: rows that do not use Django are unaffected (their group's
-    default lock for the Python)."""
-    return envs.parse_django(django) if variants.uses_django(variant) else None
+def row_django(variant, django: str | None, python: str) -> str | None:
+    """The Django asked of a row's env (--django, else the Python's default: envs.default_django);
+    None for rows that do not use Django: they are unaffected (their group's default lock)."""
+    if not variants.uses_django(variant):
+        return None
+    return envs.parse_django(django) or envs.default_django(python)
 
 
 def _marker_note(lock: Path, package: str) -> str:
@@ -112,7 +114,7 @@ def capability(variant, python: str, django: str | None = None) -> Fit:
     """The row on Python `python` with Django `django` (None: that Python's default), or a UsageError
     (one line) saying why it cannot run there: no lock, Django not on that Python, or a package its fields
     need missing or too old in the lock (derived: variants.requirements)."""
-    dj = row_django(variant, django)
+    dj = row_django(variant, django, python)
     lock = envs.lock_file(variant.env, python, dj)
     pkgs = envs.locked_packages(lock)
     for package, minimum, why in variants.requirements(variant):

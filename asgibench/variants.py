@@ -251,11 +251,20 @@ def _guarded(node, parents) -> bool:
     return any(isinstance(p, (ast.If, ast.Try)) for p in parents.get(node, ()))
 
 
-@functools.lru_cache(maxsize=None)
 def app_imports(module: str) -> frozenset:
     """The third-party distributions `module` (an app module under services/) imports, following the
     project's own modules; imports under an `if` or `try` are version guards, not requirements."""
-    seen, dists, todo = set(), set(), [module]
+    return _closure(module)[0]
+
+
+def app_files(module: str) -> frozenset:
+    """The project's own files `module` imports (itself included): what its env's Python must parse."""
+    return _closure(module)[1]
+
+
+@functools.lru_cache(maxsize=None)
+def _closure(module: str) -> tuple:
+    seen, dists, todo, files = set(), set(), [module], set()
     stdlib = set(getattr(sys, "stdlib_module_names", ()))
     while todo:
         mod = todo.pop()
@@ -263,6 +272,7 @@ def app_imports(module: str) -> frozenset:
         if mod in seen or path is None:
             continue
         seen.add(mod)
+        files.add(path)
         tree = ast.parse(path.read_text())
         parents = {}
         stack = [(tree, [])]
@@ -290,7 +300,7 @@ def app_imports(module: str) -> frozenset:
                     todo.append(name)
                 elif top not in stdlib and top != "__future__":
                     dists.add(IMPORT_DIST.get(top, top.replace("_", "-")))
-    return frozenset(dists)
+    return frozenset(dists), frozenset(files)
 
 
 def uses_django(v: Variant) -> bool:
