@@ -35,7 +35,7 @@ BENCH_FLAGS := $(if $(PYTHON),--python $(PYTHON)) $(DJANGO_FLAG) $(if $(WORKERS)
   $(if $(WARMUP),--warmup $(WARMUP)) $(if $(PIN),--pin $(PIN)) $(if $(TRIALS),--trials $(TRIALS)) \
   $(if $(REQUEST_TIMEOUT),--request-timeout $(REQUEST_TIMEOUT)) $(if $(ACCEPT_FAILURES),--accept-failures) $(ARGS)
 
-.PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix report compose
+.PHONY: help setup test test-fast lint lock db-start db-stop db-status db-reset clean-envs calibrate matrix migration report compose
 
 $(CURDIR)/.tools/bin/uv:
 	$(BOOT_PYTHON) -m venv .tools
@@ -79,6 +79,10 @@ calibrate: $(RUNNER) ## how fast Locust itself goes on this machine (results/cal
 matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b TRIALS=N MATRIX_ID=id to resume)
 	@$(ASGIBENCH) matrix $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(TRIALS),--trials $(TRIALS)) \
 	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(DJANGO_FLAG) $(ARGS)
+
+migration: $(RUNNER) ## the study's path: Django 2.2 (Py 3.6) -> 3.2 -> 4.2 -> 5.2 -> 6.x x {cpu, io} x 3 trials (MATRIX_ID=id resumes)
+	@$(ASGIBENCH) matrix --preset migration $(if $(TRIALS),--trials $(TRIALS)) $(if $(MATRIX_ID),--id $(MATRIX_ID)) \
+	  $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
 
 report: $(RUNNER) ## results/report.md, summary.csv and charts from the runs (RUN_IDS=... to choose)
 	@$(ASGIBENCH) report $(RUN_IDS)

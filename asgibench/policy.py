@@ -7,6 +7,8 @@ its Python, its env or its database, with the reason, before (or as soon as) it 
                    (variants.requirements: ASGI needs Django >= 3.0, -k asgi gunicorn >= 24, ...),
                    the row as it runs there (no /async_api/ before 3.1, psycopg2 before 4.2)
   row_django       the --django a row's env gets (None for rows that do not use Django)
+  migration_cells  the `make migration` preset: the study's path, each Django step on the oldest
+                   Python that runs all of its rows (derived from capability)
   python_allowed   the row's Python constraint
   resolve_db_conn  the connection strategy a server gets, and why (Django's pool needs >= 5.1)
   pool_size_for    the pool per worker process (DEFAULT_POOL_SIZE, the io scenario's users)
@@ -135,6 +137,49 @@ def capability(variant, python: str, django: str | None = None) -> Fit:
     fitted = dataclasses.replace(variant, serves=served, pg_driver=variants.pg_driver_on(variant, vt),
                                  no_async=no_async)
     return Fit(fitted, python, lock, pkgs, version)
+
+
+# The study's path: where the team starts (Django 2.2, WSGI, gunicorn + eventlet), its target on 3.2 (ASGI,
+# async views, FastAPI beside Django), then the same rows on each later LTS and the current release.
+MIGRATION_TARGET_ROWS = ("gunicorn-eventlet", "gunicorn-uvicornworker", "uvicorn", "uvicorn+async",
+                         "asgi-with-static", "fastapi-with-django-mounted-asgi")
+MIGRATION_PATH = (("2.2", ("gunicorn-eventlet", "gunicorn-sync")),) + tuple(
+    (dj, MIGRATION_TARGET_ROWS) for dj in ("3.2", "4.2", "5.2", "6.1"))
+ASYNC_SUFFIX = "+async"  # a cell running the row's API steps on /async_api/ (--async)
+
+
+def cell(row: str, django: str, python: str) -> str:
+    """A matrix cell: ROW[+async]@DJANGO/PYTHON (a row on one step of the migration)."""
+    return f"{row}@{django}/{python}"
+
+
+def parse_cell(text: str) -> tuple[str, bool, str | None, str | None]:
+    """(row, async views?, Django or None, Python or None) of a matrix cell or a plain row name."""
+    name, _, at = text.partition("@")
+    django, _, python = at.partition("/")
+    row = name[:-len(ASYNC_SUFFIX)] if name.endswith(ASYNC_SUFFIX) else name
+    return row, name.endswith(ASYNC_SUFFIX), django or None, python or None
+
+
+def migration_cells(python: str | None = None) -> list[str]:
+    """The `make migration` cells: each step's rows on `python` if given, else on the oldest Python of
+    that Django on which every row of the step runs (policy.capability); a step none fits is refused."""
+    out = []
+    for django, rows in MIGRATION_PATH:
+        pythons = [python] if python else list(envs.DJANGO_PYTHONS[django])
+        why = ""
+        for py in pythons:
+            try:
+                for r in rows:
+                    capability(variants.get(parse_cell(r)[0]), py, django)
+            except UsageError as e:
+                why = str(e)
+                continue
+            out += [cell(r, django, py) for r in rows]
+            break
+        else:
+            raise UsageError(f"migration step Django {django}: no Python runs all its rows ({why})")
+    return out
 
 
 def python_allowed(variant, version: str) -> None:

@@ -179,3 +179,55 @@ def test_python_3_6_syntax_check_covers_every_file_a_3_6_env_imports():
     assert needed
     for f in needed:
         assert any(f == r or r in f.parents for r in roots), f"{f} is not in SYNTAX_PY36"
+
+
+# ---- the migration preset and its report section ---------------------------------------------------------
+
+def test_migration_cells_follow_the_studys_path_each_step_on_its_oldest_python():
+    cells = policy.migration_cells()
+    assert cells[:2] == ["gunicorn-eventlet@2.2/3.6", "gunicorn-sync@2.2/3.6"]
+    # 3.2 lands on 3.8 because fastapi (the mounted row) is installed from Python 3.8 on: derived
+    assert "fastapi-with-django-mounted-asgi@3.2/3.8" in cells and "uvicorn+async@3.2/3.8" in cells
+    assert {c.split("@")[1] for c in cells} == {"2.2/3.6", "3.2/3.8", "4.2/3.8", "5.2/3.10", "6.1/3.12"}
+    assert policy.parse_cell("uvicorn+async@3.2/3.8") == ("uvicorn", True, "3.2", "3.8")
+    assert policy.parse_cell("uvicorn") == ("uvicorn", False, None, None)
+    with pytest.raises(UsageError, match="migration step Django 2.2"):
+        policy.migration_cells("3.11")
+
+
+def _meta(django, python, rps, p99, row="uvicorn", scenario="constant", status="completed"):
+    return {"status": status, "python": python, "django": {"requested": django[:3], "version": django},
+            "variant": {"name": row}, "plan": {"scenario": scenario, "flow": "original", "api_prefix": "/api/"},
+            "summary": {"rps": rps, "exact_percentiles_ms": {"p99": p99}}}
+
+
+def test_migration_section_ratios_and_noise(tmp_path):
+    from asgibench.report import migration
+
+    metas = [_meta("3.2.25", "3.8", r, 100) for r in (100, 102)] + \
+            [_meta("4.2.30", "3.8", r, 99) for r in (150, 152)] + \
+            [_meta("5.2.19", "3.10", r, 60) for r in (151, 153)] + \
+            [_meta("5.2.19", "3.10", 1, 1, status="failed"), _meta("3.2.25", "3.8", 5, 5, row="solo")]
+    rows = migration.steps_by_row(metas)
+    assert list(rows) == [("uvicorn", "constant", "original", "sync")]  # "solo" has one Django only
+    s32, s42, s52 = rows[("uvicorn", "constant", "original", "sync")]
+    assert [s.django for s in (s32, s42, s52)] == ["3.2", "4.2", "5.2"] and len(s52.metas) == 2
+    ratio, beyond = migration.change(s32, s42, "rps")
+    assert round(ratio, 3) == round(151 / 101, 3) and beyond
+    ratio, beyond = migration.change(s42, s52, "rps")
+    assert not beyond  # 1.3% is within the noise
+    assert migration.change(s42, s52, "p99_ms")[1]  # p99 99 -> 60 ms is not
+    lines = "\n".join(migration.section(metas, tmp_path, charts=False))
+    assert "| Django 4.2.30 / Py 3.8 | 2 |" in lines and "**better**" in lines and "(noise)" in lines
+    assert migration.section([_meta("3.2.25", "3.8", 1, 1)], tmp_path) == []
+
+
+@pytest.mark.e2e  # matplotlib: seconds (as test_report's chart test)
+def test_migration_chart_per_row(tmp_path):
+    from asgibench.report import migration
+
+    metas = [_meta("3.2.25", "3.8", 100, 100), _meta("4.2.30", "3.8", 150, 90)]
+    lines = "\n".join(migration.section(metas, tmp_path))
+    png = list((tmp_path / "charts").glob("migration-uvicorn-*.png"))
+    assert len(png) == 1 and png[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"(charts/{png[0].name})" in lines

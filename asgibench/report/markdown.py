@@ -12,7 +12,7 @@ from pathlib import Path
 
 import benchcontract
 from asgibench import stats
-from asgibench.report import charts
+from asgibench.report import charts, migration
 from asgibench.report.findings import section_findings
 from asgibench.report.fmt import num, rel, setting
 from asgibench.report.groups import FAMILY_TITLES, Group, sections
@@ -64,6 +64,7 @@ def render_markdown(groups, best, chart_files, out_dir: Path, calib, trials) -> 
             p = chart_files.get(section, {}).get(kind)
             if p:
                 L += [f"![{alt}]({rel(p, out_dir)})", ""]
+    L += migration.section([t.meta for t in trials], out_dir, charts=bool(chart_files))  # issue 14 (DJANGO)
     L += ["## What this means", ""]
     for section, rows in secs.items():
         L += [f"### {section[1]} ({section[0]})", ""]
