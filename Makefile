@@ -80,8 +80,11 @@ matrix: $(RUNNER) ## every row x {cpu, io} x 3 trials, interleaved (VARIANTS=a,b
 	@$(ASGIBENCH) matrix $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(TRIALS),--trials $(TRIALS)) \
 	  $(if $(MATRIX_ID),--id $(MATRIX_ID)) $(if $(PYTHON),--python $(PYTHON)) $(DJANGO_FLAG) $(ARGS)
 
+# --accept-failures: on Django 3.2 the ASGI rows' sync views share ONE thread per process (its ASGIHandler has no
+# per-request ThreadSensitiveContext; 4.2's has), so the io scenario's requests queue past the request timeout.
+# That is a finding of the migration (flagged FAIL in the table and the report), not a broken matrix.
 migration: $(RUNNER) ## the study's path: Django 2.2 (Py 3.6) -> 3.2 -> 4.2 -> 5.2 -> 6.x x {cpu, io} x 3 trials (MATRIX_ID=id resumes)
-	@$(ASGIBENCH) matrix --preset migration $(if $(TRIALS),--trials $(TRIALS)) $(if $(MATRIX_ID),--id $(MATRIX_ID)) \
+	@$(ASGIBENCH) matrix --preset migration --accept-failures $(if $(TRIALS),--trials $(TRIALS)) $(if $(MATRIX_ID),--id $(MATRIX_ID)) \
 	  $(if $(PYTHON),--python $(PYTHON)) $(ARGS)
 
 report: $(RUNNER) ## results/report.md, summary.csv and charts from the runs (RUN_IDS=... to choose)

@@ -25,8 +25,20 @@ import argparse
 import os
 import sys
 
-from asgibench import (calibrate, compose, console, database, envs, loadgen, matrix, pipeline, policy, procs, report,
-                       variants)
+from asgibench import (
+    calibrate,
+    compose,
+    console,
+    database,
+    envs,
+    loadgen,
+    matrix,
+    pipeline,
+    policy,
+    procs,
+    report,
+    variants,
+)
 from asgibench.errors import UsageError
 from asgibench.options import Parser, add_load_args, build_options, duration, number
 from asgibench.server import loopback

@@ -92,6 +92,8 @@ def print_summary(opts, run_dir, summary) -> None:
     gen = meta.get("generator", {})
     srv = meta["server"]
     where = f"external {srv['url']}" if srv.get("external") else f"{srv['workers']} worker(s), db {srv['db_conn']}"
+    dj = (meta.get("django") or {}).get("version")
+    where += f" | Django {dj} on Python {meta.get('python')}" if dj else ""
     print(f"{opts.variant} | {opts.plan.scenario} | {summary.get('seconds', 0):.0f}s measured | "
           f"up to {opts.plan.peak_users} users | {where}")
     print(f"  requests {summary.get('requests', 0)}  ({summary.get('rps', 0):.1f} req/s)  "

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from asgibench import ROOT, envs, policy, server, variants
-from asgibench.errors import UsageError
 from asgibench.cli import main
+from asgibench.errors import UsageError
 
 LOCK_HEADER = re.compile(r"^#\s+uv pip compile (?:--\S+ \S+ )*(\S+\.in) --python-version (\S+) -o (\S+)$", re.M)
 
@@ -84,7 +84,8 @@ def test_django_async_orm_row_needs_4_1():
     assert "needs django >= 4.1 (Django's async ORM" in refusal("fastapi-django-orm", "3.8", "3.2")
     policy.capability(variants.get("fastapi-django-orm"), "3.8", "4.2")
     # the slowapi app mounted by benchproject falls back to sync_to_async before 4.1: it runs on 3.2
-    assert "slowapi_orm" in policy.capability(variants.get("fastapi-with-django-mounted-asgi"), "3.8", "3.2").variant.serves
+    mounted = policy.capability(variants.get("fastapi-with-django-mounted-asgi"), "3.8", "3.2")
+    assert "slowapi_orm" in mounted.variant.serves
 
 
 def test_gunicorn_asgi_worker_needs_gunicorn_24_from_the_lock():

@@ -306,7 +306,7 @@ def test_report_reads_calibration_through_results(tmp_path, monkeypatch):
 def test_report_is_the_last_step_of_the_data_path():
     """The report imports only what comes before it; nothing but the CLI and the matrix imports it."""
     package = Path(report.__file__).parent
-    before = {"asgibench." + m for m in ("results", "stats", "variants", "files", "errors")}
+    before = {"asgibench." + m for m in ("results", "stats", "variants", "files", "errors", "figures")}
 
     def imported(path: Path) -> set:
         out = set()

@@ -55,7 +55,9 @@ def steps_by_row(metas: list[dict]) -> dict:
         if m.get("status") != "completed" or not version or not m.get("summary"):
             continue
         plan = m.get("plan") or {}
+        # the io flow hits the row's I/O probe whatever --async says: one series per row there
         views = "async" if plan.get("api_prefix") == benchcontract.ASYNC_API_PREFIX else "sync"
+        views = "probe" if plan.get("flow") == "io" else views
         key = ((m.get("variant") or {}).get("name"), plan.get("scenario"), plan.get("flow"), views)
         steps = out.setdefault(key, {})
         dj = ".".join(map(str, _xy(version)))
@@ -79,7 +81,7 @@ def _cell(step: Step, prev: Step | None, key: str) -> str:
     v = step.median(key)
     if v is None:
         return "—"
-    text = f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+    text = f"{v:.2f}" if abs(v) < 10 else f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
     cv = step.cv(key)
     if cv is not None:
         text += f" (CV {cv:.0f}%)"
@@ -90,6 +92,21 @@ def _cell(step: Step, prev: Step | None, key: str) -> str:
             better = (ratio > 1) == (fig.better == "higher")
             text += f" ×{ratio:.2f}" + ((" **better**" if better else " **worse**") if beyond else " (noise)")
     return text
+
+
+def _head(f) -> str:
+    return f.label if not f.unit or f.unit == f.label else f"{f.label} ({f.unit})"
+
+
+def _flags(step: Step) -> str:
+    """figures.flags of the step's trials, and failed requests (a figure with failures is suspect)."""
+    seen = {}
+    for m in step.metas:
+        for name, _ in figures.flags(m):
+            seen[name] = seen.get(name, 0) + 1
+    failed = sum((m.get("summary") or {}).get("failures") or 0 for m in step.metas)
+    out = [f"{n} ({c}/{len(step.metas)})" for n, c in seen.items()]
+    return ", ".join(out + ([f"{failed} failed requests"] if failed else [])) or "—"
 
 
 def _chart(key: tuple, steps: list[Step], charts_dir: Path) -> Path | None:
@@ -109,7 +126,7 @@ def _chart(key: tuple, steps: list[Step], charts_dir: Path) -> Path | None:
         ax.plot(range(len(steps)), [y if y is not None else float("nan") for y in ys], marker="o")
         ax.set_xticks(range(len(steps)))
         ax.set_xticklabels(labels)
-        ax.set_ylabel(f"{f.label} ({f.unit})" if f.unit else f.label)
+        ax.set_ylabel(_head(f))
         ax.set_title(f"{f.label} ({f.better} is better)", fontsize=9)
         ax.grid(alpha=0.3)
     row, scenario, flow, views = key
@@ -138,13 +155,12 @@ def section(metas: list[dict], out_dir: Path, *, charts: bool = True) -> list[st
         row, scenario, flow, views = key
         shown = [k for k in HEADLINES if any(s.median(k) is not None for s in steps)]
         L += [f"### {row} ({views} views) — {scenario}, {flow} flow", ""]
-        L.append("| step | trials | " + " | ".join(
-            f"{figures.BY_KEY[k].label}" + (f" ({figures.BY_KEY[k].unit})" if figures.BY_KEY[k].unit else "")
-            for k in shown) + " |")
-        L.append("|---|---:|" + "---:|" * len(shown))
+        L.append("| step | trials | " + " | ".join(_head(figures.BY_KEY[k]) for k in shown) + " | flags |")
+        L.append("|---|---:|" + "---:|" * len(shown) + "---|")
         for i, s in enumerate(steps):
             prev = steps[i - 1] if i else None
-            L.append(f"| {s.label} | {len(s.metas)} | " + " | ".join(_cell(s, prev, k) for k in shown) + " |")
+            L.append(f"| {s.label} | {len(s.metas)} | " + " | ".join(_cell(s, prev, k) for k in shown)
+                     + f" | {_flags(s)} |")
         L.append("")
         if charts:
             p = _chart(key, steps, Path(out_dir) / "charts")
