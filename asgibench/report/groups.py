@@ -136,6 +136,7 @@ def config_of(t: Trial) -> dict:
         "workers": server.get("workers"),
         "db_conn": server.get("db_conn"),
         "python": t.meta.get("python"),
+        "django": (t.meta.get("django") or {}).get("version"),  # issue 14: steps of a migration are rows apart
         "processes": plan.get("processes", 1),
         "locust_workers": plan.get("locust_workers", 0) + plan.get("remote_workers", 0),
     }
