@@ -232,3 +232,27 @@ def test_migration_chart_per_row(tmp_path):
     png = list((tmp_path / "charts").glob("migration-uvicorn-*.png"))
     assert len(png) == 1 and png[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"(charts/{png[0].name})" in lines
+
+
+def test_every_row_runs_somewhere_and_django_rows_on_several_djangos():
+    where = {}
+    for v in variants.VARIANTS:
+        for django, pythons in envs.DJANGO_PYTHONS.items():
+            for py in pythons:
+                try:
+                    fit = policy.capability(v, py, django)
+                except UsageError:
+                    continue
+                where.setdefault(v.name, set()).add(fit.django[:3] if fit.django else None)
+    assert set(where) == set(variants.BY_NAME), set(variants.BY_NAME) - set(where)
+    assert where["gunicorn-eventlet"] == {"2.2", "3.2", "4.2", "5.2", "6.1"}
+    assert where["uvicorn"] == {"3.2", "4.2", "5.2", "6.1"} and where["fastapi-django-orm"] == {"4.2", "5.2", "6.1"}
+
+
+def test_a_pool_row_on_psycopg2_falls_back_to_persistent_and_refuses_pool():
+    fit = policy.capability(variants.get("gunicorn-gthread"), "3.6", "2.2")  # row default: pool
+    env = SimpleNamespace(has=lambda p: True, version=lambda p: (2, 2), packages={"django": "2.2.28"})
+    strategy, why = policy.resolve_db_conn(fit.variant, SimpleNamespace(db_conn=None), env)
+    assert strategy == "persistent" and "psycopg 3" in why
+    with pytest.raises(UsageError, match="psycopg2 here, which has no Django pool"):
+        policy.resolve_db_conn(fit.variant, SimpleNamespace(db_conn="pool"), env)
