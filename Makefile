@@ -127,7 +127,9 @@ lint: $(RUNNER) ## ruff check + services/ syntax on Python 3.6 and 3.8 (every ch
 # Re-resolve every lock file (needs PyPI). The list is asgibench.envs.lock_plan(), derived from its Django x
 # Python table: envs/<group>.in -> envs/lock/<group>-py<P>.txt (each Python's default Django) and
 # envs/<group>-dj<D>.in -> envs/lock/<group>-dj<D>-py<P>.txt. LOCK_ONLY=<pattern> compiles the matching outputs
-# only (e.g. LOCK_ONLY=-dj2.2-); LOCK_EXCLUDE_NEWER=<date> resolves as PyPI stood then (reproducible).
+# only (e.g. LOCK_ONLY=-dj2.2-); LOCK_EXCLUDE_NEWER resolves as PyPI stood then, so the same command gives the
+# same pins (the -dj locks were compiled so; LOCK_EXCLUDE_NEWER= resolves against today's PyPI).
+LOCK_EXCLUDE_NEWER ?= 2026-12-02T00:40:00Z
 LOCK_FLAGS := $(if $(LOCK_EXCLUDE_NEWER),--exclude-newer $(LOCK_EXCLUDE_NEWER))
 lock: $(RUNNER) | $(UV)
 	@$(RUNNER) -c 'from asgibench import envs; [print(*x) for x in envs.lock_plan()]' | grep -e '$(LOCK_ONLY)' | \
