@@ -217,8 +217,9 @@ def lock_file(group: str, python_version: str, django: str | None = None) -> Pat
     if not lock.exists():
         have = ", ".join(locked_pythons(group)) or "none"
         dj = f", Django {django}" if group in DJANGO_GROUPS and django else ""
-        raise UsageError(f"env group {group!r} has no locked pins for Python {python_version}{dj} "
-                         f"(default locks: Python {have}; `make lock` writes {lock.name})")
+        planned = any(out.endswith("/" + lock.name) for _, _, out in lock_plan())
+        hint = f"`make lock` writes {lock.name}" if planned else f"default locks: Python {have}"
+        raise UsageError(f"env group {group!r} has no locked pins for Python {python_version}{dj} ({hint})")
     return lock
 
 
