@@ -221,6 +221,9 @@ def test_migration_section_ratios_and_noise(tmp_path):
     lines = "\n".join(migration.section(metas, tmp_path, charts=False))
     assert "| Django 4.2.30 / Py 3.8 | 2 |" in lines and "**better**" in lines and "(noise)" in lines
     assert migration.section([_meta("3.2.25", "3.8", 1, 1)], tmp_path) == []
+    one = migration.steps_by_row([_meta("3.2.25", "3.8", 100, 1), _meta("4.2.30", "3.8", 200, 1)])
+    a, b = next(iter(one.values()))
+    assert migration.change(a, b, "rps") == (2.0, None)  # one trial each: no CV, not judged
 
 
 @pytest.mark.e2e  # matplotlib: seconds (as test_report's chart test)

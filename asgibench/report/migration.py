@@ -8,7 +8,8 @@ one chart per row across the Django versions.
 A step is one Django X.Y (and Python) of one row: meta["django"]["version"] of its trials. The figures are
 figures.FIGURES (HEADLINES, median over the step's trials); "beyond noise": the change |ratio - 1| exceeds
 the larger of stats.UNSTABLE_CV_PCT and the two steps' CVs (stats.cv_pct over their trials), so a change
-smaller than the trials' own spread is never called one. Steps compare the same flow only (it is in the key).
+smaller than the trials' own spread is never called one; a step of one trial has no CV and is not judged.
+Steps compare the same flow only (it is in the key).
 """
 from __future__ import annotations
 
@@ -67,13 +68,17 @@ def steps_by_row(metas: list[dict]) -> dict:
             if len({s.django for s in v.values()}) > 1}
 
 
-def change(prev: Step, cur: Step, key: str) -> tuple[float | None, bool]:
-    """(cur / prev of the figure's medians, beyond noise?)."""
+def change(prev: Step, cur: Step, key: str) -> tuple[float | None, bool | None]:
+    """(cur / prev of the figure's medians, beyond noise?); None for "not judged": a step with one trial
+    has no CV, so its noise is unknown."""
     a, b = prev.median(key), cur.median(key)
     if a is None or b is None or a == 0:
-        return None, False
+        return None, None
     ratio = b / a
-    noise = max([stats.UNSTABLE_CV_PCT] + [c for c in (prev.cv(key), cur.cv(key)) if c is not None])
+    cvs = (prev.cv(key), cur.cv(key))
+    if None in cvs:
+        return ratio, None
+    noise = max((stats.UNSTABLE_CV_PCT,) + cvs)
     return ratio, abs(ratio - 1) * 100 > noise
 
 
@@ -88,9 +93,10 @@ def _cell(step: Step, prev: Step | None, key: str) -> str:
     if prev is not None:
         ratio, beyond = change(prev, step, key)
         if ratio is not None:
-            fig = figures.BY_KEY[key]
-            better = (ratio > 1) == (fig.better == "higher")
-            text += f" ×{ratio:.2f}" + ((" **better**" if better else " **worse**") if beyond else " (noise)")
+            better = (ratio > 1) == (figures.BY_KEY[key].better == "higher")
+            verdict = ("**better**" if better else "**worse**") if beyond else \
+                "(noise)" if beyond is False else "(1 trial: not judged)"
+            text += f" ×{ratio:.2f} {verdict}"
     return text
 
 
@@ -149,7 +155,7 @@ def section(metas: list[dict], out_dir: Path, *, charts: bool = True) -> list[st
          "Each step is one Django version (and the Python it ran on) of one row; figures are medians over the "
          "step's trials (CV beside them), ×r is the ratio to the previous step, called **better** / **worse** "
          f"only when the change exceeds the noise (the larger of {stats.UNSTABLE_CV_PCT:.0f}% and the two steps' "
-         "CVs), else (noise). Same flow across steps.", ""]
+         "CVs), else (noise); a step of one trial is not judged. Same flow across steps.", ""]
     for key in sorted(rows, key=lambda k: tuple(str(x) for x in k)):
         steps = rows[key]
         row, scenario, flow, views = key
