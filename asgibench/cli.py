@@ -28,7 +28,20 @@ import os
 import sys
 
 import asgibench.fidelity as fidelity
-from asgibench import calibrate, compose, console, database, envs, loadgen, matrix, pipeline, procs, report, variants
+from asgibench import (
+    calibrate,
+    compose,
+    console,
+    database,
+    envs,
+    loadgen,
+    matrix,
+    pipeline,
+    policy,
+    procs,
+    report,
+    variants,
+)
 from asgibench.errors import UsageError
 from asgibench.options import Parser, add_load_args, build_options, duration, number
 from asgibench.report import compare
@@ -36,6 +49,13 @@ from asgibench.server import loopback
 
 
 def cmd_list(a) -> int:
+    if a.python or a.django:  # what runs on that Python / Django, and why the rest does not
+        python = envs.parse_python(a.python)
+        django = envs.parse_django(a.django)
+        if django:
+            envs.check_django(django, python)
+        console.print_capability(python, django)
+        return 0
     console.print_registry(names_only=a.names)
     return 0
 
@@ -94,9 +114,12 @@ def cmd_db(a) -> int:
 
 def cmd_env(a) -> int:
     python = envs.parse_python(a.python)
-    group = variants.get(a.target).env if a.target in variants.BY_NAME else a.target
-    env = envs.ensure(group, python)
-    print(f"{env.path} ({len(env.packages)} packages, Python {python})")
+    row = variants.BY_NAME.get(a.target)
+    group = row.env if row else a.target
+    django = policy.row_django(row, a.django, python) if row else envs.parse_django(a.django)
+    env = envs.ensure(group, python, django=django)
+    dj = f", Django {env.packages['django']}" if env.has("django") else ""
+    print(f"{env.path} ({len(env.packages)} packages, Python {python}{dj})")
     return 0
 
 
@@ -128,6 +151,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     lp = sub.add_parser("list", help="the variant registry")
     lp.add_argument("--names", action="store_true", help="names only, one per line")
+    lp.add_argument("--python", help="what runs on this Python X.Y (and why the rest does not)")
+    lp.add_argument("--django", help="... with this Django X.Y")
     lp.set_defaults(fn=cmd_list)
     for name, fn, hlp in (("bench", cmd_bench, "run a benchmark"), ("verify", cmd_verify, "contract check only"),
                           ("ui", cmd_ui, "Locust web UI on a running stack")):
@@ -171,6 +196,7 @@ def parser() -> argparse.ArgumentParser:
     ep = sub.add_parser("env", help="build a row's (or group's) environment")
     ep.add_argument("target")
     ep.add_argument("--python")
+    ep.add_argument("--django")
     ep.set_defaults(fn=cmd_env)
     op = sub.add_parser("compose", help="compose/compose.yaml from the registry (--check: is it up to date)",
                         description=compose.DESCRIPTION)

@@ -101,6 +101,8 @@ def print_summary(opts, run_dir, summary) -> None:
     gen = meta.get("generator", {})
     srv = meta["server"]
     where = f"external {srv['url']}" if srv.get("external") else f"{srv['workers']} worker(s), db {srv['db_conn']}"
+    dj = (meta.get("django") or {}).get("version")
+    where += f" | Django {dj} on Python {meta.get('python')}" if dj else ""
     print(f"{opts.variant} | {opts.plan.scenario} | {summary.get('seconds', 0):.0f}s measured | "
           f"up to {opts.plan.peak_users} users | {where}")
     print(f"  requests {summary.get('requests', 0)}  ({summary.get('rps', 0):.1f} req/s)  "
@@ -176,6 +178,30 @@ def print_checks(report) -> None:
 def print_web_ui(port: int, base_url: str, minutes: float) -> None:
     print(f"Locust web UI: http://127.0.0.1:{port}  (server {base_url}; Ctrl-C stops everything; "
           f"stops by itself after {minutes:.0f} min)", flush=True)
+
+
+def print_capability(python: str, django: str | None) -> None:
+    """`asgibench list --python X --django Y`: each row, whether it runs there (its Django and what it
+    serves) or why not (policy.capability's one line)."""
+    from asgibench import policy
+    from asgibench.errors import UsageError
+
+    runs, not_here = [], []
+    for v in variants.VARIANTS:
+        try:
+            fit = policy.capability(v, python, django)
+        except UsageError as e:
+            why = str(e)
+            not_here.append((v.name, why[len(v.name) + 1:] if why.startswith(v.name + " ") else why))
+            continue
+        served = ",".join(s for s in variants.ENDPOINT_SETS if s in fit.variant.serves)
+        runs.append((v.name, f"Django {fit.django}" if fit.django else "no Django", fit.lock.name, served))
+    print(f"Python {python}, Django {django or 'default'}: {len(runs)} rows run, {len(not_here)} do not")
+    widths = [max([len(r[i]) for r in runs] or [0]) for i in range(3)]
+    for r in runs:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    for name, why in not_here:
+        print(f"  NOT {name}: {why}")
 
 
 def print_registry(names_only: bool = False) -> None:

@@ -1,12 +1,19 @@
-"""Environment step: one uv-managed virtualenv per (env group, Python), built from the committed
-lock file envs/lock/<group>-py<X.Y>.txt, created on first use and reused while the lock is unchanged.
-A new env group is envs/<group>.in and its locks (`make lock`); rows name their group in the registry."""
+"""Environment step: one uv-managed virtualenv per (env group, Django, Python), built from the committed
+lock file, created on first use and reused while the lock is unchanged.
+A new env group is envs/<group>.in and its locks (`make lock`); rows name their group in the registry.
+
+The Django dimension (DJANGO_PYTHONS, the one table): envs/<group>.in resolves, per Python, to that
+Python's default Django (envs/lock/<group>-py<P>.txt: 4.2 on 3.8/3.9, 5.2 on 3.10/3.11, 6.1 on 3.12+);
+every other (Django D, Python P) the table allows is envs/<group>-dj<D>.in -> envs/lock/<group>-dj<D>-py<P>.txt.
+Python 3.6/3.7 have no default lock: their default Django is the newest the table allows there (3.2).
+`make lock` compiles exactly lock_plan(), so the lock names derive from the table."""
 from __future__ import annotations
 
 import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +29,18 @@ LOCK_DIR = ENVS_DIR / "lock"
 VENVS_DIR = ROOT / ".venvs"
 TOOLS_DIR = ROOT / ".tools"
 STAMP = ".asgibench-env.json"
+
+# Django X.Y -> the Pythons it supports upstream (and that pyenv provides here: 3.6-3.13).
+DJANGO_PYTHONS = {
+    "2.2": ("3.6", "3.7", "3.8", "3.9"),
+    "3.2": ("3.6", "3.7", "3.8", "3.9", "3.10"),
+    "4.2": ("3.8", "3.9", "3.10", "3.11", "3.12"),
+    "5.2": ("3.10", "3.11", "3.12", "3.13"),
+    "6.1": ("3.12", "3.13"),
+}
+DJANGO_VERSIONS = tuple(DJANGO_PYTHONS)
+DJANGO_GROUPS = ("django", "eventlet")  # the env groups that install Django (gino and runner do not)
+DEFAULT_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")  # envs/<group>.in is locked for these
 
 
 @dataclass(frozen=True)
@@ -57,14 +76,84 @@ def _norm(name: str) -> str:
 
 
 def groups() -> list[str]:
-    return sorted(p.stem for p in ENVS_DIR.glob("*.in"))
+    return sorted(p.stem for p in ENVS_DIR.glob("*.in") if "-dj" not in p.stem)
+
+
+def _vkey(v: str) -> tuple:
+    return tuple(int(p) for p in v.split(".") if p.isdigit())
 
 
 def locked_pythons(group: str) -> list[str]:
-    out = []
-    for p in LOCK_DIR.glob(f"{group}-py*.txt"):
-        out.append(p.stem.split("-py", 1)[1])
-    return sorted(out, key=lambda v: tuple(map(int, v.split("."))))
+    """The Pythons `group`'s default lock covers (each with that Python's default Django; the other
+    Djangos of DJANGO_PYTHONS are their own locks, lock_file(group, python, django))."""
+    return sorted((p.stem.rsplit("-py", 1)[1] for p in LOCK_DIR.glob(f"{group}-py*.txt")), key=_vkey)
+
+
+def parse_django(value: str | None) -> str | None:
+    """--django X.Y (or X for the one X.Y of that major in the table, e.g. 6 -> 6.1); None = the default."""
+    if not value:
+        return None
+    v = value.strip()
+    parts = v.split(".")
+    xy = ".".join(parts[:2])
+    if xy in DJANGO_PYTHONS:
+        return xy
+    same_major = [d for d in DJANGO_VERSIONS if d.split(".")[0] == parts[0]]
+    if len(parts) == 1 and len(same_major) == 1:
+        return same_major[0]
+    raise UsageError(f"--django {value}: choose one of {', '.join(DJANGO_VERSIONS)}")
+
+
+def _locked_version(path: Path, package: str) -> str | None:
+    m = re.search(rf"^{re.escape(package)}==(\S+)", path.read_text(), re.M | re.I) if path.exists() else None
+    return m.group(1) if m else None
+
+
+def default_django(python_version: str) -> str | None:
+    """The Django a Python gets without --django: the one its default lock holds, else the newest the
+    table allows on it (3.6/3.7: 3.2); None when no Django runs on it."""
+    v = _locked_version(LOCK_DIR / f"django-py{python_version}.txt", "django")
+    if v:
+        return ".".join(v.split(".")[:2])
+    ok = [d for d, pys in DJANGO_PYTHONS.items() if python_version in pys]
+    return ok[-1] if ok else None
+
+
+def check_django(django: str, python_version: str) -> None:
+    """One line, exit 2, when Django `django` does not run on Python `python_version` upstream."""
+    pys = DJANGO_PYTHONS[django]
+    if python_version not in pys:
+        raise UsageError(f"Django {django} supports Python {pys[0]}-{pys[-1]}, not {python_version} "
+                         f"(Python {python_version} runs Django "
+                         f"{', '.join(d for d, p in DJANGO_PYTHONS.items() if python_version in p) or 'none of ours'})")
+
+
+def lock_name(group: str, django: str | None, python_version: str) -> str:
+    """The lock file name of (group, Django, Python): the default lock when `django` is that Python's
+    default (or the group has no Django), else <group>-dj<D>-py<P>.txt."""
+    if group not in DJANGO_GROUPS or django is None or django == _default_lock_django(group, python_version):
+        return f"{group}-py{python_version}.txt"
+    return f"{group}-dj{django}-py{python_version}.txt"
+
+
+def _default_lock_django(group: str, python_version: str) -> str | None:
+    v = _locked_version(LOCK_DIR / f"{group}-py{python_version}.txt", "django")
+    return ".".join(v.split(".")[:2]) if v else None
+
+
+def lock_plan() -> list[tuple[str, str, str]]:
+    """(envs/<in>, Python, envs/lock/<out>) for every lock `make lock` compiles: each group's default
+    lock per DEFAULT_PYTHONS, then each Django group x (Django, Python) of DJANGO_PYTHONS that is not
+    that Python's default Django (runner locks are compiled by the Makefile itself)."""
+    out = [(f"envs/{g}.in", py, f"envs/lock/{g}-py{py}.txt")
+           for g in groups() if g != "runner" for py in DEFAULT_PYTHONS]
+    for g in DJANGO_GROUPS:
+        for dj, pys in DJANGO_PYTHONS.items():
+            for py in pys:
+                if py in DEFAULT_PYTHONS and default_django(py) == dj:
+                    continue
+                out.append((f"envs/{g}-dj{dj}.in", py, f"envs/lock/{g}-dj{dj}-py{py}.txt"))
+    return out
 
 
 def current_python() -> str:
@@ -116,21 +205,38 @@ def parse_python(value: str | None) -> str:
     return f"{parts[0]}.{parts[1]}"
 
 
-def lock_file(group: str, python_version: str) -> Path:
-    """The committed pins of `group` for `python_version` (a usage error when there are none)."""
+def lock_file(group: str, python_version: str, django: str | None = None) -> Path:
+    """The committed pins of `group` for `python_version` and Django `django` (None: the default lock
+    <group>-py<P>.txt, which Python 3.6/3.7 do not have: policy.row_django names their default Django);
+    a usage error, one line, when there are none."""
     if group not in groups():
         raise UsageError(f"unknown env group {group!r} (have: {', '.join(groups())})")
-    lock = LOCK_DIR / f"{group}-py{python_version}.txt"
+    if group in DJANGO_GROUPS and django is not None:
+        check_django(django, python_version)
+    lock = LOCK_DIR / lock_name(group, django, python_version)
     if not lock.exists():
         have = ", ".join(locked_pythons(group)) or "none"
-        raise UsageError(f"env group {group!r} has no locked pins for Python {python_version} (locked: {have})")
+        dj = f", Django {django}" if group in DJANGO_GROUPS and django else ""
+        planned = any(out.endswith("/" + lock.name) for _, _, out in lock_plan())
+        hint = f"`make lock` writes {lock.name}" if planned else f"default locks: Python {have}"
+        raise UsageError(f"env group {group!r} has no locked pins for Python {python_version}{dj} ({hint})")
     return lock
 
 
-def ensure(group: str, python_version: str, *, quiet: bool = False) -> Env:
-    """Create (or reuse) the venv for `group` on `python_version` and return it."""
-    lock = lock_file(group, python_version)
-    path = VENVS_DIR / f"{group}-py{python_version}"
+def locked_packages(lock: Path) -> dict:
+    """name -> version of a lock file (what the env will hold, known before it is built)."""
+    pkgs = {}
+    for line in lock.read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split(";")[0].strip().split("==", 1)
+            pkgs[_norm(name.split("[")[0])] = version.strip()
+    return pkgs
+
+
+def ensure(group: str, python_version: str, *, quiet: bool = False, django: str | None = None) -> Env:
+    """Create (or reuse) the venv for `group` on `python_version` (Django `django`) and return it."""
+    lock = lock_file(group, python_version, django)
+    path = VENVS_DIR / lock.stem
     lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest()
     stamp = path / STAMP
     if stamp.exists():

@@ -54,6 +54,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import benchcontract as bc
 from asgibench import bounds, database, envs, figures, loadgen, pipeline, policy, results, runmeta, stats, variants
 from asgibench.errors import RunError, UsageError
 from asgibench.files import write_json_atomic
@@ -101,6 +102,7 @@ class MatrixSettings:
     io_users: int = 10
     io_seconds: float = 1.0
     python: str | None = None
+    django: str | None = None
 
     def validate(self) -> None:
         for name, value in (("trials", self.trials), ("matrix_duration", self.duration),
@@ -121,7 +123,7 @@ class MatrixSettings:
         applies to the row. The default (27 rows, 19 serving the admin, 3 trials): ~58.5 min."""
         per_trial = 0.0
         for row in self.rows:
-            v = variants.get(row)
+            v = variants.get(policy.parse_cell(row)[0])
             runs = [LOCUST_OVERHEAD_SECONDS + self.scenario_seconds(sc) for sc in self.scenarios if applies(sc, v)]
             per_trial += (SERVER_OVERHEAD_SECONDS + self.warmup + sum(runs)) if runs else 0.0  # none: not started
         return per_trial * self.trials
@@ -131,15 +133,15 @@ def applies(scenario: str, variant) -> bool:
     return SCENARIOS[scenario][1](variant)
 
 
-def available_rows(python: str, wanted: list[str] | None) -> tuple[list[str], list[str]]:
-    """(rows to run, rows skipped with why) for this Python."""
+def available_rows(python: str, wanted: list[str] | None, django: str | None = None) -> tuple[list[str], list[str]]:
+    """(rows to run, rows skipped with why) for this Python (and Django)."""
     names = wanted or [v.name for v in variants.VARIANTS]
     keep, skipped = [], []
     for name in names:
-        v = variants.get(name)
+        row, _, dj, py = policy.parse_cell(name)  # a row, or a cell ROW[+async]@DJANGO/PYTHON
+        v = variants.get(row)
         try:
-            policy.python_allowed(v, python)
-            envs.lock_file(v.env, python)
+            policy.capability(v, py or python, dj or django)
             keep.append(name)
         except UsageError as e:
             if wanted:
@@ -148,19 +150,20 @@ def available_rows(python: str, wanted: list[str] | None) -> tuple[list[str], li
     return keep, skipped
 
 
-def plan_for(settings: MatrixSettings, variant, scenario: str) -> loadgen.LoadPlan:
+def plan_for(settings: MatrixSettings, variant, scenario: str, async_api: bool = False) -> loadgen.LoadPlan:
     flow = SCENARIOS[scenario][0](variant)
     if flow == "io":
         return loadgen.LoadPlan(scenario=loadgen.IO, flow="io", users=settings.io_users,
                                 spawn_rate=loadgen.default_spawn_rate(loadgen.IO, settings.io_users),
                                 duration=settings.io_duration,
                                 io_path=variant.io_probe, io_seconds=settings.io_seconds)
+    prefix = {"api_prefix": bc.ASYNC_API_PREFIX} if async_api else {}  # a migration cell's +async
     if scenario == "capacity":
-        return loadgen.LoadPlan(scenario=loadgen.CAPACITY, flow=flow, users=loadgen.CAPACITY_INFLIGHT)
+        return loadgen.LoadPlan(scenario=loadgen.CAPACITY, flow=flow, users=loadgen.CAPACITY_INFLIGHT, **prefix)
     return loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=flow, users=settings.users,
                             spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, settings.users),
                             duration=settings.scenario_seconds(scenario),
-                            reconnect_every=RECONNECT_EVERY if scenario in ("api", "original") else 0)
+                            reconnect_every=RECONNECT_EVERY if scenario in ("api", "original") else 0, **prefix)
 
 
 class Matrix:
@@ -235,14 +238,18 @@ class Matrix:
 
     def _one(self, trial: int, row: str, entry: dict, quiet: bool) -> None:
         s = self.settings
+        cell = row  # a row name, or a cell ROW[+async]@DJANGO/PYTHON (policy.parse_cell: the migration preset)
+        row, async_api, django, python = policy.parse_cell(cell)
         v = variants.get(row)
-        plans = [(sc, plan_for(s, v, sc)) for sc in s.scenarios if applies(sc, v)]
-        opts = BenchOptions(variant=row, plan=plans[0][1], python=s.python, warmup=s.warmup, quiet=True,
+        plans = [(sc, plan_for(s, v, sc, async_api)) for sc in s.scenarios if applies(sc, v)]
+        opts = BenchOptions(variant=row, plan=plans[0][1], python=python or s.python, django=django or s.django,
+                            warmup=s.warmup, quiet=True,
                             results_root=self.root, pool_size=policy.pool_size_for(s.io_users))
         pipeline.validate(opts)
         statuses = []
         with ExitStack() as stack:
-            st = pipeline.bring_up(opts, stack, self.dir / "logs" / f"{row}-t{trial}.server.log")
+            log = "".join(c if c.isalnum() or c in "-." else "_" for c in cell)
+            st = pipeline.bring_up(opts, stack, self.dir / "logs" / f"{log}-t{trial}.server.log")
             for k, (scenario, plan) in enumerate(plans):
                 run_dir = results.new_run_dir(row, scenario, self.root)
                 entry["run_dirs"][scenario] = str(run_dir.relative_to(self.root))
@@ -323,6 +330,9 @@ def add_arguments(p) -> None:
     p.add_argument("--io-users", type=number(int), default=10)
     p.add_argument("--io-seconds", type=number(float), default=1.0)
     p.add_argument("--python")
+    p.add_argument("--django", help="Django X.Y of every row's env (default: the Python's)")
+    p.add_argument("--preset", choices=("migration",),
+                   help="migration: the study's path, Django 2.2 -> 3.2 -> 4.2 -> 5.2 -> 6.x (policy.MIGRATION_PATH)")
     p.add_argument("--id", help="matrix id; an existing id resumes that matrix")
     p.add_argument("--accept-failures", action="store_true",
                    help="row-trials whose requests failed do not make the exit status 1 (still flagged FAIL)")
@@ -338,13 +348,16 @@ def cmd_matrix(a) -> int:
     python = envs.parse_python(a.python)
     wanted = [w.strip() for w in a.variants.split(",") if w.strip()] if a.variants else None
     for w in wanted or []:
-        variants.get(w)
+        variants.get(policy.parse_cell(w)[0])
     scenarios = [x.strip() for x in a.scenario.split(",") if x.strip()]
     bad = [x for x in scenarios if x not in SCENARIOS]
     if bad or not scenarios:
         raise UsageError(f"matrix scenarios are {', '.join(SCENARIOS)}, got {a.scenario!r}")
-    rows, skipped = available_rows(python, wanted)
-    served = [r for r in rows if any(applies(sc, variants.get(r)) for sc in scenarios)]
+    if a.preset == "migration":  # each step on its oldest Python unless --python says otherwise
+        rows, skipped = policy.migration_cells(a.python), []
+    else:
+        rows, skipped = available_rows(python, wanted, envs.parse_django(a.django))
+    served = [r for r in rows if any(applies(sc, variants.get(policy.parse_cell(r)[0])) for sc in scenarios)]
     skipped += [f"{r}: none of the scenarios {', '.join(scenarios)} applies to it" for r in rows if r not in served]
     rows = served
     for line in skipped:
@@ -352,7 +365,7 @@ def cmd_matrix(a) -> int:
     settings = MatrixSettings(rows=rows, scenarios=scenarios, trials=a.trials, duration=a.duration,
                               io_duration=a.io_duration, keepalive_duration=a.keepalive_duration,
                               warmup=a.warmup, users=a.users,
-                              io_users=a.io_users, io_seconds=a.io_seconds, python=a.python)
+                              io_users=a.io_users, io_seconds=a.io_seconds, python=a.python, django=a.django)
     settings.validate()
     matrix_id = a.id or "m" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     m = Matrix(matrix_id, settings)

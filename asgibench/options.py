@@ -30,6 +30,7 @@ class BenchOptions:
     variant: str
     plan: loadgen.LoadPlan
     python: str | None = None
+    django: str | None = None  # --django X.Y (None: the Python's default Django)
     workers: int | None = None
     db_conn: str | None = None
     pool_size: int = policy.DEFAULT_POOL_SIZE
@@ -157,6 +158,8 @@ def add_load_args(p: argparse.ArgumentParser) -> None:
                    help=f"pool connections per worker process (default {policy.DEFAULT_POOL_SIZE}; "
                         "io scenario: --users)")
     s.add_argument("--python", help="server Python X.Y (default: the runner's)")
+    s.add_argument("--django", help="Django X.Y of the row's env: 2.2, 3.2, 4.2, 5.2 or 6.1 (default: the "
+                                    "Python's; Makefile: DJANGO=X.Y)")
     s.add_argument("--scale", type=number(int), default=1, help="seed data scale (default 1)")
     s.add_argument("--port", type=number(int), help="server port on 127.0.0.1 (default: a free one)")
     s.add_argument("--keep-db", action="store_true", help="leave the embedded PostgreSQL running afterwards")
@@ -212,7 +215,7 @@ def build_options(a) -> BenchOptions:
     if scenario == loadgen.IO:
         bounds.check("io_seconds_option", a.io_seconds)
     return BenchOptions(
-        variant=a.variant, plan=plan, python=a.python, workers=a.workers, db_conn=a.db_conn,
+        variant=a.variant, plan=plan, python=a.python, django=a.django, workers=a.workers, db_conn=a.db_conn,
         pool_size=a.pool_size or policy.pool_size_for(users if scenario == loadgen.IO else 0),
         scale=a.scale, port=a.port, warmup=a.warmup, keep_db=a.keep_db,
         results_root=None if not a.results else Path(a.results),

@@ -46,6 +46,7 @@ class Stack:
     server: Server | ExternalServer
     seed: dict | None
     contract: contract.ContractReport
+    django: dict | None = None  # meta.json's "django": {"requested", "version"}
 
     @property
     def base_url(self) -> str:
@@ -53,14 +54,12 @@ class Stack:
 
 
 def validate(opts) -> tuple[variants.Variant, str]:
-    """Everything that can be refused before anything starts: (row, Python version)."""
-    variant = variants.get(opts.variant)
+    """Everything that can be refused before anything starts: (row as it runs on the asked Django,
+    Python version). The row's capability there is policy.capability's."""
     python = envs.parse_python(opts.python)
-    policy.python_allowed(variant, python)
-    envs.lock_file(variant.env, python)
-    envs.lock_file("django", python)  # migrations and the seed run in the django group
-    policy.check_request(variant, opts)
-    return variant, python
+    fit = policy.capability(variants.get(opts.variant), python, getattr(opts, "django", None))
+    policy.check_request(fit.variant, opts)
+    return fit.variant, python
 
 
 def bring_up(opts, stack: ExitStack, server_log: Path) -> Stack:
@@ -74,14 +73,18 @@ def bring_up(opts, stack: ExitStack, server_log: Path) -> Stack:
     server.start()
     with db.connect() as conn:
         report = contract.verify(variant, server.base_url, conn, static_root=server.static_root)
-    return Stack(variant, env, db, server, seed, report)
+    version = env.packages.get("django") if env is not None and variants.uses_django(variant) else None
+    return Stack(variant, env, db, server, seed, report,
+                 {"requested": envs.parse_django(getattr(opts, "django", None)), "version": version})
 
 
 def _our_server(opts, variant, python: str, stack: ExitStack, server_log: Path):
     """env -> database (migrated, seeded, placed) -> the row's server, not started yet."""
     console.say(f"env: {variant.env} on Python {python}", quiet=opts.quiet)
-    env = envs.ensure(variant.env, python)
-    django_env = env if variant.env == "django" else envs.ensure("django", python)
+    django = policy.row_django(variant, getattr(opts, "django", None), python)
+    env = envs.ensure(variant.env, python, django=django)
+    # migrations and the seed: the row's own env when it holds Django (its version), else the django group
+    django_env = env if env.has("django") else envs.ensure("django", python, django=django)
     db_conn, why = policy.resolve_db_conn(variant, opts, env)
     console.say("database: starting / checking PostgreSQL", quiet=opts.quiet)
     db = database.open_database(keep=opts.keep_db)

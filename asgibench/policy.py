@@ -3,6 +3,12 @@ its Python, its env or its database, with the reason, before (or as soon as) it 
 
   check_request    the request against the row (async views, slowapi, admin, --db-conn, workers)
                    and every number against bounds.BOUNDS
+  capability       the row on (Python, Django): its lock, and the packages its fields need in it
+                   (variants.requirements: ASGI needs Django >= 3.0, -k asgi gunicorn >= 24, ...),
+                   the row as it runs there (no /async_api/ before 3.1, psycopg2 before 4.2)
+  row_django       the --django a row's env gets (None for rows that do not use Django)
+  migration_cells  the `make migration` preset: the study's path, each Django step on the oldest
+                   Python that runs all of its rows (derived from capability)
   python_allowed   the row's Python constraint
   resolve_db_conn  the connection strategy a server gets, and why (Django's pool needs >= 5.1)
   pool_size_for    the pool per worker process (DEFAULT_POOL_SIZE, the io scenario's users)
@@ -14,8 +20,12 @@ check_request when it needs only the request, or from the pipeline step that fir
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import benchcontract as bc
-from asgibench import bounds, loadgen, variants
+from asgibench import bounds, envs, loadgen, variants
 from asgibench.errors import UsageError
 
 # Per worker process; the default users (10) never wait for a connection. Measured: with a pool of 4,
@@ -62,6 +72,116 @@ def check_request(variant, opts) -> None:
     loadgen.validate(plan)
 
 
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """A row on (Python, Django): the lock its env is built from and the row as it runs there."""
+
+    variant: variants.Variant  # serves / pg_driver / no_async as on this Django
+    python: str
+    lock: Path
+    packages: dict
+    django: str | None  # the locked Django version ("2.2.28"); None: the row does not use Django
+
+    def django_record(self, requested: str | None) -> dict:
+        """meta.json's "django" (contract: {"requested", "version"})."""
+        return {"requested": requested, "version": self.django}
+
+
+def _vtuple(version: str) -> tuple:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def row_django(variant, django: str | None, python: str) -> str | None:
+    """The Django asked of a row's env (--django, else the Python's default: envs.default_django);
+    None for rows that do not use Django: they are unaffected (their group's default lock)."""
+    if not variants.uses_django(variant):
+        return None
+    return envs.parse_django(django) or envs.default_django(python)
+
+
+def _marker_note(lock: Path, package: str) -> str:
+    """Where the .in the lock came from installs `package` only under a marker, that marker."""
+    m = re.search(r"uv pip compile (\S+\.in)", lock.read_text())
+    ins = [Path(envs.ROOT / m.group(1))] if m else []
+    for path in ins:
+        text = path.read_text() if path.exists() else ""
+        ins += [path.parent / r for r in re.findall(r"^-r\s+(\S+)", text, re.M)]
+        hit = re.search(rf"^{re.escape(package)}\b[^;\n]*;\s*([^#\n]+)", text, re.M)
+        if hit:
+            return f" (envs/{path.name} installs it where {hit.group(1).strip()})"
+    return ""
+
+
+def capability(variant, python: str, django: str | None = None) -> Fit:
+    """The row on Python `python` with Django `django` (None: that Python's default), or a UsageError
+    (one line) saying why it cannot run there: no lock, Django not on that Python, or a package its fields
+    need missing or too old in the lock (derived: variants.requirements)."""
+    dj = row_django(variant, django, python)
+    lock = envs.lock_file(variant.env, python, dj)
+    pkgs = envs.locked_packages(lock)
+    for package, minimum, why in variants.requirements(variant):
+        have = pkgs.get(package)
+        if have is None:
+            raise UsageError(f"{variant.name} needs {package} ({why}); {lock.name} has none"
+                             f"{_marker_note(lock, package)}")
+        if minimum and _vtuple(have) < minimum:
+            need = ".".join(map(str, minimum))
+            raise UsageError(f"{variant.name} needs {package} >= {need} ({why}); {lock.name} has {have}")
+    python_allowed(variant, python)
+    version = pkgs.get("django") if variants.uses_django(variant) else None
+    vt = _vtuple(version) if version else ()
+    served = variants.served_on(variant, vt)
+    no_async = variant.no_async
+    if "async_api" in variant.serves and "async_api" not in served:
+        no_async = f"Django {version} has no async views (3.1+)"
+    fitted = dataclasses.replace(variant, serves=served, pg_driver=variants.pg_driver_on(variant, vt),
+                                 no_async=no_async)
+    return Fit(fitted, python, lock, pkgs, version)
+
+
+# The study's path: where the team starts (Django 2.2, WSGI, gunicorn + eventlet), its target on 3.2 (ASGI,
+# async views, FastAPI beside Django), then the same rows on each later LTS and the current release.
+MIGRATION_TARGET_ROWS = ("gunicorn-eventlet", "gunicorn-uvicornworker", "uvicorn", "uvicorn+async",
+                         "asgi-with-static", "fastapi-with-django-mounted-asgi")
+MIGRATION_PATH = (("2.2", ("gunicorn-eventlet", "gunicorn-sync")),) + tuple(
+    (dj, MIGRATION_TARGET_ROWS) for dj in ("3.2", "4.2", "5.2", "6.1"))
+ASYNC_SUFFIX = "+async"  # a cell running the row's API steps on /async_api/ (--async)
+
+
+def cell(row: str, django: str, python: str) -> str:
+    """A matrix cell: ROW[+async]@DJANGO/PYTHON (a row on one step of the migration)."""
+    return f"{row}@{django}/{python}"
+
+
+def parse_cell(text: str) -> tuple[str, bool, str | None, str | None]:
+    """(row, async views?, Django or None, Python or None) of a matrix cell or a plain row name."""
+    name, _, at = text.partition("@")
+    django, _, python = at.partition("/")
+    row = name[:-len(ASYNC_SUFFIX)] if name.endswith(ASYNC_SUFFIX) else name
+    return row, name.endswith(ASYNC_SUFFIX), django or None, python or None
+
+
+def migration_cells(python: str | None = None) -> list[str]:
+    """The `make migration` cells: each step's rows on `python` if given, else on the oldest Python of
+    that Django on which every row of the step runs (policy.capability); a step none fits is refused."""
+    out = []
+    for django, rows in MIGRATION_PATH:
+        pythons = [python] if python else list(envs.DJANGO_PYTHONS[django])
+        why = ""
+        for py in pythons:
+            try:
+                for r in rows:
+                    capability(variants.get(parse_cell(r)[0]), py, django)
+            except UsageError as e:
+                why = str(e)
+                continue
+            out += [cell(r, django, py) for r in rows]
+            break
+        else:
+            raise UsageError(f"migration step Django {django}: no Python runs all its rows ({why})")
+    return out
+
+
 def python_allowed(variant, version: str) -> None:
     spec = variant.python
     if spec.startswith(">="):
@@ -72,6 +192,10 @@ def python_allowed(variant, version: str) -> None:
 
 def resolve_db_conn(variant, opts, env) -> tuple[str, str]:
     """(strategy, why): the row's default unless overridden; Django's pool needs Django >= 5.1."""
+    if opts.db_conn == "pool" and variant.pg_driver == "psycopg2":
+        raise UsageError(f"{variant.name} uses psycopg2 here, which has no Django pool: use persistent or per-request")
+    if variant.db_conn == "pool" and variant.pg_driver == "psycopg2" and not variant.own_pool and not opts.db_conn:
+        return "persistent", "row default pool needs psycopg 3 (Django >= 4.2 and >= 5.1 for the pool): persistent"
     if opts.db_conn:
         if opts.db_conn == "pool" and env.has("django") and env.version("django") < (5, 1):
             raise UsageError(f"--db-conn pool needs Django >= 5.1; this env has Django {env.packages['django']}")

@@ -57,6 +57,8 @@ def new_meta(variant, opts, plan) -> dict:
         "git": results.git_state(),
         "run_tag": procs.RUN_TAG,
         "cpus": placement_record(opts.cpus),
+        # the Django asked for (--django) and, once the stack is up, the one its env holds (stack_meta)
+        "django": {"requested": envs.parse_django(getattr(opts, "django", None)), "version": None},
     }
 
 
@@ -76,6 +78,8 @@ def stack_meta(st) -> dict:
     meta["server"] = st.server.record()
     meta["database"] = st.db.describe() if st.seed is None else {**st.db.describe(), "seed": st.seed}
     meta["contract"] = st.contract.as_dict()
+    if getattr(st, "django", None) is not None:
+        meta["django"] = st.django
     return meta
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from asgibench import apps, procs
 from asgibench.errors import RunError, UsageError
-from asgibench.variants import Variant
+from asgibench.variants import UVICORN_WORKER, Variant
 
 
 @dataclass
@@ -45,7 +45,8 @@ class ServerSpec:
 
     def command(self) -> list[str]:
         return build_command(self.variant, bin_dir=self.env.bin, host="127.0.0.1", port=self.port,
-                             workers=self.workers, gunicorn_version=self.env.version("gunicorn"))
+                             workers=self.workers, gunicorn_version=self.env.version("gunicorn"),
+                             uvicorn_worker=self.env.has("uvicorn-worker"))
 
     def environment(self) -> dict:
         return apps.base_env(
@@ -61,16 +62,18 @@ class ServerSpec:
 
 
 def build_command(v: Variant, *, bin_dir, host: str, port: int, workers: int,
-                  gunicorn_version: tuple = ()) -> list[str]:
+                  gunicorn_version: tuple = (), uvicorn_worker: bool = True) -> list[str]:
     """The server command line a row describes. One builder per server; the local runner (bin_dir =
-    the env's bin, host 127.0.0.1) and compose/ (bin_dir "", host 0.0.0.0 inside a container) share it."""
+    the env's bin, host 127.0.0.1) and compose/ (bin_dir "", host 0.0.0.0 inside a container) share it.
+    `uvicorn_worker`: the env holds the uvicorn-worker package (Python >= 3.8); without it, gunicorn's
+    -k is uvicorn's own (deprecated) uvicorn.workers.UvicornWorker, as teams on Django 3.2 ran it."""
     def exe(name):
         return f"{bin_dir}/{name}" if bin_dir else name
 
     bind = f"{host}:{port}"
     if v.server == "gunicorn":
         cmd = [exe("gunicorn"), v.app, "--bind", bind, "--workers", workers,
-               "--worker-class", v.worker or "sync", "--graceful-timeout", "5", "--timeout", "120",
+               "--worker-class", _worker_class(v.worker, uvicorn_worker), "--graceful-timeout", "5", "--timeout", "120",
                "--error-logfile", "-", "--log-level", "warning"]
         if gunicorn_version >= (25,):
             cmd.append("--no-control-socket")  # 25+ otherwise creates a control socket in ~/.gunicorn
@@ -89,6 +92,12 @@ def build_command(v: Variant, *, bin_dir, host: str, port: int, workers: int,
     else:  # pragma: no cover - the registry validates servers
         raise RunError(f"no command builder for server {v.server!r}")
     return [str(c) for c in cmd] + list(v.extra_args)
+
+
+def _worker_class(worker: str, uvicorn_worker: bool) -> str:
+    if worker == UVICORN_WORKER and not uvicorn_worker:
+        return "uvicorn.workers.UvicornWorker"
+    return worker or "sync"
 
 
 def wait_ready(url: str, timeout: float, *, interval: float = 1.0, alive=lambda: True, waiting=None) -> str | None:

@@ -26,9 +26,13 @@ Fields of a row (see `Variant`):
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import benchcontract as bc
 from asgibench.errors import UsageError
@@ -215,6 +219,137 @@ VARIANTS: tuple[Variant, ...] = (
 )
 
 BY_NAME = {v.name: v for v in VARIANTS}
+
+
+# ---- capability: what a row needs of its env, derived from its fields and its app's imports ---------
+# policy.capability checks these against the env's locked packages (envs.locked_packages), so a new row
+# needs no hand-written list of the Djangos / Pythons it runs on. A requirement is (package, minimum
+# version, why); () = any version.
+SERVICES = Path(__file__).resolve().parent.parent / "services"
+APP_DIRS = (SERVICES, SERVICES / "django_app")
+IMPORT_DIST = {"dj_static": "dj-static", "tortoise": "tortoise-orm", "psycopg2": "psycopg2-binary",
+               "psycopg_pool": "psycopg-pool", "rest_framework": "djangorestframework",
+               "uvicorn_worker": "uvicorn-worker"}
+WORKER_PACKAGE = {"eventlet": "eventlet", "gevent": "gevent", UVICORN_WORKER: "uvicorn"}
+ASGI_DJANGO = (3, 0)       # Django 3.0: django.core.asgi
+ASYNC_VIEWS_DJANGO = (3, 1)  # Django 3.1: async views (/async_api/)
+ASYNC_ORM_DJANGO = (4, 1)  # Django 4.1: QuerySet.acount(), async for
+PSYCOPG3_DJANGO = (4, 2)   # Django 4.2: the psycopg 3 backend
+GUNICORN_ASGI = (24,)      # gunicorn 24.0: its own -k asgi worker
+
+
+def _module_file(module: str) -> Path | None:
+    rel = Path(*module.split("."))
+    for base in APP_DIRS:
+        for cand in (base / rel.with_suffix(".py"), base / rel / "__init__.py"):
+            if cand.exists():
+                return cand
+    return None
+
+
+def _guarded(node, parents) -> bool:
+    return any(isinstance(p, (ast.If, ast.Try)) for p in parents.get(node, ()))
+
+
+def app_imports(module: str) -> frozenset:
+    """The third-party distributions `module` (an app module under services/) imports, following the
+    project's own modules; imports under an `if` or `try` are version guards, not requirements."""
+    return _closure(module)[0]
+
+
+def app_files(module: str) -> frozenset:
+    """The project's own files `module` imports (itself included): what its env's Python must parse."""
+    return _closure(module)[1]
+
+
+@functools.lru_cache(maxsize=None)
+def _closure(module: str) -> tuple:
+    seen, dists, todo, files = set(), set(), [module], set()
+    stdlib = set(getattr(sys, "stdlib_module_names", ()))
+    while todo:
+        mod = todo.pop()
+        path = _module_file(mod)
+        if mod in seen or path is None:
+            continue
+        seen.add(mod)
+        files.add(path)
+        tree = ast.parse(path.read_text())
+        parents = {}
+        stack = [(tree, [])]
+        while stack:  # each node with its ancestors, to tell guarded imports apart
+            node, anc = stack.pop()
+            for child in ast.iter_child_nodes(node):
+                parents[child] = anc + [node]
+                stack.append((child, anc + [node]))
+        pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        for node in parents:
+            if _guarded(node, parents):
+                continue
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = ".".join(pkg.split(".")[:len(pkg.split(".")) - node.level + 1])
+                    names = [f"{base}.{node.module}" if node.module else f"{base}.{a.name}" for a in node.names]
+                else:
+                    names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if _module_file(top) is not None:
+                    todo.append(name)
+                elif top not in stdlib and top != "__future__":
+                    dists.add(IMPORT_DIST.get(top, top.replace("_", "-")))
+    return frozenset(dists), frozenset(files)
+
+
+def uses_django(v: Variant) -> bool:
+    """Whether Django serves or reads anything on this row (its app imports Django)."""
+    return "django" in app_imports(v.app.split(":")[0])
+
+
+def native_async_orm(v: Variant) -> bool:
+    """The FastAPI row reading through Django's async ORM itself (not through a benchproject entry module,
+    whose slowapi app falls back to sync_to_async before 4.1)."""
+    return "slowapi_orm" in v.serves and not v.app.startswith("benchproject.")
+
+
+def requirements(v: Variant) -> list[tuple[str, tuple, str]]:
+    """(package, minimum version, why) this row needs in its env, derived from its fields (Django's
+    first: on an old Django, that is the reason a row cannot run)."""
+    out = []
+    if uses_django(v):
+        out.append(("django", (), "the Django app"))
+        if v.interface == "asgi":
+            out.append(("django", ASGI_DJANGO, "ASGI: django.core.asgi"))
+        if native_async_orm(v):
+            out.append(("django", ASYNC_ORM_DJANGO, "Django's async ORM: acount, async for"))
+    out.append((v.server, (), f"the {v.server} server"))
+    if v.worker in WORKER_PACKAGE:
+        out.append((WORKER_PACKAGE[v.worker], (), f"gunicorn's {v.worker} worker"))
+    if v.worker == "asgi":
+        out.append(("gunicorn", GUNICORN_ASGI, "gunicorn's own -k asgi worker"))
+    if PSYCOGREEN_CONF[1] in v.extra_args:
+        out.append(("psycogreen", (), "psycogreen in post_fork"))
+    if v.pg_driver == "psycopg2":
+        out.append(("psycopg2-binary", (), "the psycopg2 driver"))
+    for dist in sorted(app_imports(v.app.split(":")[0]) - {"django"}):
+        out.append((dist, (), f"{v.app.split(':')[0]} imports it"))
+    return out
+
+
+def served_on(v: Variant, django_version: tuple) -> frozenset:
+    """The endpoint sets the row serves on that Django: no /async_api/ before async views (3.1)."""
+    if uses_django(v) and django_version and django_version < ASYNC_VIEWS_DJANGO:
+        return v.serves - {"async_api"}
+    return v.serves
+
+
+def pg_driver_on(v: Variant, django_version: tuple) -> str:
+    """The driver the Django app really uses: psycopg2 before Django's psycopg 3 backend (4.2)."""
+    if uses_django(v) and django_version and django_version < PSYCOPG3_DJANGO:
+        return "psycopg2"
+    return v.pg_driver
 
 
 def get(name: str) -> Variant:

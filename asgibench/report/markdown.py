@@ -15,7 +15,7 @@ from pathlib import Path
 
 import benchcontract
 from asgibench import figures, stats
-from asgibench.report import charts
+from asgibench.report import charts, migration
 from asgibench.report.columns import median_column
 from asgibench.report.findings import section_findings
 from asgibench.report.fmt import num, rel, setting
@@ -58,6 +58,7 @@ def render_markdown(groups, best, chart_files, out_dir: Path, calib, trials) -> 
             p = chart_files.get(section, {}).get(kind)
             if p:
                 L += [f"![{alt}]({rel(p, out_dir)})", ""]
+    L += migration.section([t.meta for t in trials], out_dir, charts=bool(chart_files))  # issue 14 (DJANGO)
     L += ["## What this means", "", "Every finding compares rows of one table only: the same flow, scenario and "
           "matrix (no ratio between flows is printed anywhere).", ""]
     for section, rows in secs.items():

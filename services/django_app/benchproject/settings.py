@@ -20,6 +20,8 @@ import benchcontract
 import django
 from django.core.exceptions import ImproperlyConfigured
 
+from benchproject import versions
+
 DEBUG = False
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "asgibench-not-secret-but-not-debug")
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
@@ -33,6 +35,8 @@ STATIC_SERVER = os.environ.get("ASGIBENCH_STATIC_SERVER", "whitenoise")
 if STATIC_SERVER not in ("whitenoise", "django", "cling"):
     raise ImproperlyConfigured(f"ASGIBENCH_STATIC_SERVER must be whitenoise, django or cling, not {STATIC_SERVER!r}")
 
+if not versions.PSYCOPG3:
+    PG_DRIVER = "psycopg2"  # Django < 4.2 has only the psycopg2 backend (asgibench records the same)
 if PG_DRIVER == "psycopg2":
     # Make `import psycopg` fail so Django's backend falls back to psycopg2.
     sys.modules["psycopg"] = None
@@ -58,9 +62,9 @@ def _database(url):
         pass  # a new PostgreSQL connection for every request: the original study's setting
     elif DB_CONN == "persistent":
         db["CONN_MAX_AGE"] = 60
-        db["CONN_HEALTH_CHECKS"] = True
+        db["CONN_HEALTH_CHECKS"] = True  # Django 4.1+; older versions ignore the key
     elif DB_CONN == "pool":
-        if django.VERSION < (5, 1) or PG_DRIVER != "psycopg":
+        if not versions.POOL or PG_DRIVER != "psycopg":
             raise ImproperlyConfigured(
                 "ASGIBENCH_DB_CONN=pool needs Django >= 5.1 with psycopg 3 "
                 f"(this env: Django {django.get_version()}, driver {PG_DRIVER})"

@@ -1,11 +1,14 @@
 """The contract's endpoints: DRF list views (/api/), native async views (/async_api/), I/O probes."""
 import benchcontract
-from asgiref.sync import sync_to_async
 from django.http import HttpResponseNotAllowed, JsonResponse
 from rest_framework.generics import ListAPIView
 
+from benchproject import versions
 from circus import paging, probe, queries
 from circus.serializers import ClownCollegeSerializer, TroupeSerializer
+
+if versions.ASGI:  # Django 3.0+ depends on asgiref; 2.2 does not install it (and routes no async view)
+    from asgiref.sync import sync_to_async
 
 SAFE_METHODS = ("GET", "HEAD")
 
@@ -32,14 +35,18 @@ class TroupeList(ListAPIView):
 async def _async_list(request, queryset, serializer_class):
     if request.method not in SAFE_METHODS:
         return HttpResponseNotAllowed(SAFE_METHODS)
-    count = await queryset.acount()
+    count = await (queryset.acount() if versions.ASYNC_ORM else sync_to_async(queryset.count)())
     try:
         number = paging.page_number(request, count)
     except paging.InvalidPage:
         return JsonResponse(paging.INVALID_PAGE, status=404)
-    # `async for` over a QuerySet runs _fetch_all() in a thread, prefetch_related included
-    # (Django >= 4.1); aiterator() would skip the prefetch before Django 5.0.
-    rows = [row async for row in queryset[paging.page_slice(number)]]
+    page = queryset[paging.page_slice(number)]
+    if versions.ASYNC_ORM:
+        # `async for` over a QuerySet runs _fetch_all() in a thread, prefetch_related included
+        # (Django >= 4.1); aiterator() would skip the prefetch before Django 5.0.
+        rows = [row async for row in page]
+    else:  # Django 3.1-4.0: no async ORM, the sync one in the request's thread (what the study did)
+        rows = await sync_to_async(list)(page)
     # Serializing is pure CPU here: every relation was fetched above.
     data = serializer_class(rows, many=True).data
     return JsonResponse(paging.envelope(request, count, number, data))

@@ -5,13 +5,16 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from benchproject import versions
+
 
 class Migration(migrations.Migration):
 
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        # auth's last migration of the oldest Django that generated this one (benchproject.versions)
+        ('auth', '0012_alter_user_first_name_max_length' if versions.AUTH_0012 else '0011_update_proxy_permissions'),
     ]
 
     operations = [
