@@ -175,7 +175,7 @@ def test_report_html_in_headless_chromium(built, tmp_path):
             page.select_option("select[name=family]", "")
             assert page.locator(f"{body} .flag[title*='imbalanced: worker shares 94/6%']").count() == 1
             # a bar says why on hover: fastapi-asyncpg had a generator-bound trial (bars follow the table's order)
-            chart = ".chart[data-kind=throughput][data-section='m1 / constant · api']"
+            chart = ".chart[data-kind=throughput][data-section='m1 / constant / api']"
             bars = page.locator(f"{chart} .bars .point")
             order = page.evaluate(f"document.querySelector(\"{chart}\").data[0].x")
             assert bars.count() == len(ROWS) == len(order)

@@ -107,7 +107,7 @@ def page_data(groups: list[Group], best: dict, out_dir: Path, compare: dict | No
         steps, slo_p99 = capacity_steps(g)
         row.update(_i=i, _flags=row_flags(g, out_dir), _runs=[rel(t.path, out_dir) for t in g.all_trials],
                    _figs=figure_data(g, out_dir), _capacity=steps, _slo_p99=slo_p99,
-                   _chart_section=f"{g.row.get('section')} · {g.flow}")
+                   _chart_section=g.row.get("section"))  # "<matrix> / <scenario> / <flow>": one flow per chart
         rows.append(row)
     facet_cols = [k for k, _ in FACETS if k not in CSV_COLUMNS]
     columns = ["row", *facet_cols, *(c for c in CSV_COLUMNS if c != "row"), *extra]
