@@ -30,7 +30,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import benchcontract as bc
-from asgibench import database, loadgen, pipeline, results, runmeta, variants
+from asgibench import database, loadgen, matrix, pipeline, results, runmeta, variants
 from asgibench.errors import UsageError, VerdictError
 from asgibench.fidelity_tools import (
     CAPACITY_TOLERANCE,
@@ -71,7 +71,8 @@ def server_cpu_meter(st):
     """{"seconds": the server tree's CPU while the block ran}, from the suite's own /proc sampler."""
     box = {"seconds": 0.0}
     t0 = time.time()
-    with Sampler({"server": st.server.pids}, pss=set()) as sampled:
+    root = st.server.proc.pid  # the tree below it: every worker, once
+    with Sampler({"server": lambda: [root]}, pss=set()) as sampled:
         yield box
     box["seconds"] = sampled.trees["server"].cpu_seconds(t0, time.time()) or 0.0
 
@@ -111,8 +112,12 @@ class Fidelity:
         with its own warm-up, the Locust trial (the pipeline's measure step, its own warm-up), then
         independent(st, plan, "after"). The generator's two runs bracket Locust's, so a machine that drifts
         during the comparison shows as their difference instead of a biased ratio."""
+        # Locust as the matrix runs it: users reconnect every matrix.RECONNECT_EVERY iterations. With all
+        # keep-alive connections opened in one burst, a 2-worker server can hand them all to one worker
+        # (measured here: 100/0%) and the comparison would measure that accept imbalance, not the generator.
         plan = loadgen.LoadPlan(scenario=loadgen.CONSTANT, flow=flow, users=self.users, duration=self.seconds,
-                                spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, self.users))
+                                spawn_rate=loadgen.default_spawn_rate(loadgen.CONSTANT, self.users),
+                                reconnect_every=matrix.RECONNECT_EVERY)
         opts = BenchOptions(variant=variant, plan=plan, warmup=self.warmup, quiet=True, python=self.python,
                             results_root=self.dir / "runs", accept_failures=True)
         run_dir = results.new_run_dir(variant, f"fidelity-{flow}", opts.results_root)

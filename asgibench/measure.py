@@ -105,9 +105,12 @@ def _descendants(roots, table: dict) -> list[int]:
     kids: dict[int, list] = {}
     for pid, ppid in table.items():
         kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [r for r in roots if r in table]
+    out, seen, todo = [], set(), [r for r in roots if r in table]
     while todo:
         p = todo.pop()
+        if p in seen:  # roots that are descendants of other roots count once
+            continue
+        seen.add(p)
         out.append(p)
         todo += kids.get(p, [])
     return out

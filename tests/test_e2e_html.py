@@ -125,7 +125,7 @@ def test_a_column_another_step_adds_appears_without_code_here(built, tmp_path):
 
 
 @pytest.mark.e2e
-def test_report_html_in_headless_chromium(built, tmp_path):
+def test_report_html_in_headless_chromium(built, tmp_path, capsys):
     if CHROMIUM is None:
         skip_unless_ci("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
     from playwright.sync_api import sync_playwright
@@ -185,7 +185,9 @@ def test_report_html_in_headless_chromium(built, tmp_path):
             assert "Compare: m-dj42 vs m1" in page.locator("#compare").inner_text()
             shot = tmp_path / "report.png"
             page.screenshot(path=str(shot), full_page=True)
-            print(f"\nscreenshot: {shot}")
+            assert shot.stat().st_size > 10_000  # a page, not a blank
+            with capsys.disabled():  # in the test output, passed or not: where to look at the page
+                print(f"\nscreenshot of report.html in headless Chromium: {shot}")
         finally:
             browser.close()
     assert errors == []

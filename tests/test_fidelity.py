@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from contextlib import ExitStack
 
+import psutil
 import pytest
 
 import benchcontract as bc
@@ -331,7 +332,15 @@ def test_wrk_count_and_rotation_match_what_the_server_served(db, tmp_path, monke
     with ExitStack() as stack:
         st = pipeline.bring_up(opts, stack, tmp_path / "server.log")
         before = served.read_text().count("\n") if served.exists() else 0  # readiness probe, contract check
-        text, cpu, wall = ft.run_tool(ft.wrk_command(wrk, st.base_url, paths, 10, 3), tmp_path / "wrk.txt", stack)
+        root = psutil.Process(st.server.proc.pid)
+        tree = [root] + root.children(recursive=True)  # gunicorn-sync: the same workers throughout
+        own_before = sum(sum(p.cpu_times()[:2]) for p in tree)
+        with fidelity.server_cpu_meter(st) as meter:
+            text, cpu, wall = ft.run_tool(ft.wrk_command(wrk, st.base_url, paths, 10, 3), tmp_path / "wrk.txt",
+                                          stack)
+        own = sum(sum(p.cpu_times()[:2]) for p in tree) - own_before
+    # the server CPU fidelity divides by wrk's requests: the test's own count of the tree, each worker once
+    assert meter["seconds"] == pytest.approx(own, rel=0.15, abs=0.05), (meter, own)
     w = ft.parse_wrk(text)
     lines = served.read_text().splitlines()[before:]
     by_path = Counter(ln.split()[0] for ln in lines if ln.split()[1] == "-")  # wrk sends no User-Agent

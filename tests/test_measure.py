@@ -165,3 +165,11 @@ def test_the_trials_line_gives_median_and_cv_of_cpu_per_request_and_capacity_per
     assert lines[0].startswith("3 trials: median 190.0 req/s, CV 22.0%") and "UNSTABLE" in lines[0]
     assert lines[1] == "  server CPU per request: median 6350 µs, CV 1.0%"
     assert lines[2] == "  capacity per server core: median 157 req/s, CV 1.0%"
+
+
+def test_a_root_that_is_also_a_descendant_counts_once():
+    """A roots function that returns the server's root and its workers (Server.pids does) must not
+    count the workers twice: fidelity measured 2x the server's CPU per request that way."""
+    table = {10: 1, 11: 10, 12: 10, 13: 11}  # pid -> ppid: a master, two workers, a worker's child
+    assert sorted(measure._descendants([10, 11, 12, 13], table)) == [10, 11, 12, 13]
+    assert sorted(measure._descendants([10], table)) == [10, 11, 12, 13]
