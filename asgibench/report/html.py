@@ -2,7 +2,8 @@
 works offline from file://), written beside report.md by build().
 
 What the page holds, in order: the answer per section and flow (the best configuration of each family
-by the section's headline figure, capacity at SLO where measured, else req/s, and the raw ceiling:
+by the figure the report's table leads with, summary.csv's "headline" (capacity at SLO where
+measured), and the raw ceiling:
 the best reference row), the full table (every summary.csv column, read generically from the rows,
 so a column another step adds appears without code here; sortable by a click on its header,
 filterable by family, server, worker class, ORM, sync/async, flow, Python, Django version, section
