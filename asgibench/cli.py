@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="results/report.md, summary.csv and charts from runs")
     report.add_arguments(rp)
     rp.set_defaults(fn=report.cmd_report)
-    kp = sub.add_parser("compare", help="NEW vs BASE: ratios, 95% CIs and verdicts per row and figure",
+    kp = sub.add_parser("compare", help="NEW vs BASE: ratios, 95%% CIs and verdicts per row and figure",
                         description=compare.__doc__.split("\n")[0])
     compare.add_arguments(kp)
     kp.set_defaults(fn=compare.cmd_compare)

@@ -1,4 +1,6 @@
 """Bad input gets one clear line on stderr and exit 2, before anything starts."""
+import argparse
+
 import pytest
 
 from asgibench import bounds, cli, compose, errors, loadgen, matrix, options, policy, variants
@@ -218,3 +220,14 @@ def test_ui_form_is_prefilled_with_the_rows_defaults_and_flow_switches(tmp_path)
     extra = {k: v["default_value"] for k, v in args["extra_options"].items()}
     assert extra["api_prefix"] == "/async_api/" and extra["with_slowapi"] is True and extra["only_slowapi"] is False
     assert "bare_path" not in extra  # calibration only: not a switch of the form
+
+
+def test_every_help_page_renders(capsys):
+    """argparse %-formats every help string: a bare '%' (e.g. '95% CIs') turned `asgibench --help` into an
+    internal error. Rendered in-process for the top level and every subcommand."""
+    p = cli.parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub.choices) >= 10
+    for name, sp in [("asgibench", p), *sub.choices.items()]:
+        text = sp.format_help()
+        assert "usage:" in text, name
