@@ -61,6 +61,7 @@ def print_trials(summaries: list) -> None:
           + (f", median p95 {statistics.median(p95):.1f} ms" if p95 else "")
           + (f"  UNSTABLE: CV above {stats.UNSTABLE_CV_PCT:.0f}%" if stats.unstable(cv) else ""))
     for key, label, unit in (("server_us_per_request", "server CPU per request", "µs"),
+                             ("server_ref_us_per_request", "server CPU per request at reference speed", "µs"),
                              ("capacity_per_server_core", "capacity per server core", "req/s")):
         vals = [x for x in ((s.get("cost") or {}).get(key) for s in summaries) if x is not None]
         if len(vals) > 1:
@@ -157,6 +158,12 @@ def print_cost(summary: dict) -> None:
     print(f"  cost per request: server {_n(c.get('server_us_per_request'))} µs, PostgreSQL "
           f"{_n(c.get('db_us_per_request'))} µs, generator {_n(c.get('generator_us_per_request'))} µs CPU "
           f"-> capacity {_n(c.get('capacity_per_server_core'))} req/s per server core (headline: lowest noise)")
+    mach = summary.get("machine") or {}
+    if c.get("server_ref_us_per_request") is not None:
+        print(f"  machine: speed factor {_n(mach.get('speed_factor'), '.3f')} (probe {_n(mach.get('probe_us'))} µs "
+              f"per run, reference {_n(mach.get('probe_nominal_us'))}), steal {_n(mach.get('steal_pct'), '.1f')}% "
+              f"-> server {_n(c['server_ref_us_per_request'])} µs per request at reference speed, "
+              f"{_n(c.get('capacity_per_ref_core'))} req/s per reference core")
     pss, rss = m.get("server_pss_mb") or {}, m.get("server_rss_mb") or {}
     workers = [w for w in m.get("per_worker") or [] if w["role"] == "worker"]
     per = "/".join(_n((w["pss_mb"] or {}).get("steady")) for w in workers)

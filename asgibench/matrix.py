@@ -291,7 +291,7 @@ class Matrix:
         if not rows:
             return
         print(f"\n{'row':40s} {'scenario':9s} {'trials':>6s} {'median req/s':>12s} {'CV':>6s} {'it/s':>7s} "
-              f"{'p95 ms':>8s} {'eff.':>6s} {'srv µs/req':>10s} {'CV':>6s}")
+              f"{'p95 ms':>8s} {'eff.':>6s} {'srv µs/req':>10s} {'CV':>6s} {'ref µs':>7s} {'CV':>6s}")
         for (row, scenario), metas in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             rps = [m["summary"]["rps"] for m in metas]
             cv = stats.cv_pct(rps)  # the report's definition (sample stdev / mean)
@@ -304,15 +304,19 @@ class Matrix:
             bound += " FAIL" if any(m["summary"].get("failures") for m in metas) else ""
             srv = figures.values(metas, "server_us_per_request")
             srv_cv = stats.cv_pct(srv)
+            ref = figures.values(metas, "server_ref_us_per_request")
+            ref_cv = stats.cv_pct(ref)
             its = [(m["summary"].get("flow") or {}).get("iterations_per_s") for m in metas]
             its = [x for x in its if x is not None]
             print(f"{row:40s} {scenario:9s} {len(rps):6d} {statistics.median(rps):12.1f} {cv or 0.0:5.1f}%"
                   f"{statistics.median(its) if its else float('nan'):8.1f}{p95:9.1f} "
                   f"{statistics.median(effs) if effs else float('nan'):6.2f} "
-                  f"{statistics.median(srv) if srv else float('nan'):10.0f} {srv_cv or 0.0:5.1f}%{flag}{bound}")
+                  f"{statistics.median(srv) if srv else float('nan'):10.0f} {srv_cv or 0.0:5.1f}%"
+                  f"{statistics.median(ref) if ref else float('nan'):8.0f} {ref_cv or 0.0:5.1f}%{flag}{bound}")
         print(f"(* req/s CV above {stats.UNSTABLE_CV_PCT:.0f}%: unstable; "
               + "; ".join(f"{short}: {name} trial" for name, short in FLAG_MARKS)
-              + "; FAIL: requests failed in a trial; srv µs/req: server CPU per request, the low-noise figure)")
+              + "; FAIL: requests failed in a trial; srv µs/req: server CPU per request, the low-noise figure; ref µs: "
+              "the same at reference speed, the VM's drift divided out by the speed probe)")
 
 
 def add_arguments(p) -> None:

@@ -18,6 +18,16 @@ What one sample holds, per process of a tree (pid, role):
 and, per sample, the busy and total jiffies of the CPUs the server may run on (/proc/stat), for the
 "was the server CPU-bound" half of the generator-competing rule.
 
+The machine's speed (the speed probe): on this VM the CPU second is not a fixed unit. A fixed pure-
+Python loop took 2,764-4,051 us of its own CPU per run in 12 s blocks on an idle machine (CV 13%), and
+two busy processes doing the same loop (a CPU-bound server) moved with a probe running beside them at
+a low duty: per 10 s block, correlation 0.96, busy CV 10.7% -> 3.3% once divided by the probe's
+(2026-12-02, nothing else running). So every sample also times one PROBE_LOOPS loop of the sampler's
+thread (its own thread CPU, time.thread_time: waiting for a core does not count) and speed() reports
+the window's mean beside the steal share of all CPUs (/proc/stat). metrics turns it into "server CPU
+per request at reference speed": the reference machine is one where the probe takes PROBE_NOMINAL_US.
+The probe costs ~1 ms of CPU per sample (~0.5% of one core), in the runner, counted in no tree.
+
 The trees' CPU counters are kept in the run folder (SAMPLES_FILE, write_samples): any later reader cuts
 its own window from them (cpu_between), e.g. one step of a capacity ladder.
 
@@ -43,6 +53,8 @@ PSS_EVERY = 10  # samples between PSS readings (the server tree only: no figure 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 SAMPLES_FILE = "proc_samples.json"
+PROBE_LOOPS = 5500  # one probe run: ~1 ms of CPU here
+PROBE_NOMINAL_US = 1000.0  # the reference machine's probe run (metrics: CPU "at reference speed")
 HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracker", "multiprocessing.forkserver")
 
 
@@ -99,6 +111,24 @@ def cpu_jiffies(cpus) -> tuple[int, int]:
                 total += sum(vals)
                 busy += sum(vals) - vals[3] - vals[4]
     return busy, total
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs since boot (/proc/stat's "cpu" line)."""
+    with open("/proc/stat") as fh:
+        vals = [int(x) for x in fh.readline().split()[1:9]]
+    return vals[7], sum(vals)
+
+
+def probe_run() -> float:
+    """One run of the speed probe: a fixed loop of integer arithmetic and dict stores (the interpreter
+    work a Python server does most), timed by this thread's own CPU clock. Returns CPU microseconds."""
+    c0 = time.thread_time()
+    s, d = 0, {}
+    for i in range(PROBE_LOOPS):
+        s += i * i % 7
+        d[i & 1023] = s
+    return (time.thread_time() - c0) * 1e6
 
 
 def _descendants(roots, table: dict) -> list[int]:
@@ -262,6 +292,8 @@ class Sampler:
         self.interval = interval
         self.cpus: list[int] = []
         self.jiffies: list = []  # [(epoch, busy, total)]
+        self.machine: list = []  # [(epoch, steal, total)] of all CPUs
+        self.probe: list = []  # [(epoch, probe run's CPU us)]
         self._n = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="asgibench-sampler")
@@ -284,6 +316,8 @@ class Sampler:
             tree.sample(now, pss)
         if self.cpus:
             self.jiffies.append((now, *cpu_jiffies(self.cpus)))
+        self.machine.append((now, *machine_jiffies()))
+        self.probe.append((now, probe_run()))
         self._n += 1
 
     def _server_cpus(self) -> list[int]:
@@ -317,13 +351,30 @@ class Sampler:
         total = at([(t, n) for t, _, n in self.jiffies], stop) - at([(t, n) for t, _, n in self.jiffies], start)
         return round(busy / total, 3) if total > 0 else None
 
+    def speed(self, start: float, stop: float) -> dict:
+        """The machine during a window: the speed probe's mean CPU per run (runs inside the window), the
+        speed factor (PROBE_NOMINAL_US / that: 1.2 = this window ran 1.2x the reference machine's speed)
+        and the share of all CPUs' time the hypervisor stole, %."""
+        runs = [us for t, us in self.probe if start <= t <= stop]
+        probe = statistics.fmean(runs) if runs else None
+        steal = None
+        if len(self.machine) >= 2:
+            st = at([(t, s) for t, s, _ in self.machine], stop) - at([(t, s) for t, s, _ in self.machine], start)
+            tot = at([(t, n) for t, _, n in self.machine], stop) - at([(t, n) for t, _, n in self.machine], start)
+            steal = round(100 * st / tot, 2) if tot > 0 else None
+        return {"probe_us": round(probe, 1) if probe else None, "probe_runs": len(runs),
+                "speed_factor": round(PROBE_NOMINAL_US / probe, 4) if probe else None, "steal_pct": steal,
+                "probe_nominal_us": PROBE_NOMINAL_US}
+
 
 def write_samples(path, sampler: Sampler) -> None:
     """SAMPLES_FILE: {"version": 1, "cpu": {tree: [[epoch, cumulative cpu s], ...]}, "server_cpus": [..],
-    "cpus_jiffies": [[epoch, busy, total], ...]} (epochs to the ms, CPU to the ms)."""
+    "cpus_jiffies": [[epoch, busy, total], ...], "probe_us": [[epoch, probe run's CPU us], ...]} (epochs to
+    the ms, CPU to the ms)."""
     doc = {"version": 1, "cpu": {name: [[round(t, 3), round(c, 3)] for t, c in tree.total]
                                  for name, tree in sampler.trees.items()},
-           "server_cpus": sampler.cpus, "cpus_jiffies": [[round(t, 3), b, n] for t, b, n in sampler.jiffies]}
+           "server_cpus": sampler.cpus, "cpus_jiffies": [[round(t, 3), b, n] for t, b, n in sampler.jiffies],
+           "probe_us": [[round(t, 3), round(us, 1)] for t, us in sampler.probe]}
     files.write_text_atomic(path, json.dumps(doc, separators=(",", ":")))
 
 

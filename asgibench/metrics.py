@@ -8,6 +8,9 @@
                    window, capacity per server core, req/s per GB (summary.cost)
   memory           RSS and PSS of the server and of each worker, steady and peak (summary.memory)
   balance          each worker's share of the server's CPU, the imbalance figure (summary.balance)
+  machine          the speed probe and the steal share during the window (summary.machine): on this VM
+                   the CPU second itself drifts (measure's docstring); cost's "at reference speed"
+                   figures divide that drift out
   competing        the generator's share of the machine and the generator-competing rule (generator.*)
 
 The headline (issue 12.6): req/s is what a user asks for, but on a shared machine it moves with
@@ -103,16 +106,22 @@ def _per_request(seconds, requests) -> float | None:
     return round(1e6 * seconds / requests, 1) if seconds is not None and requests else None
 
 
-def cost(summary: dict, server: measure.Tree, db: measure.Tree | None, generator: dict, memory: dict) -> dict:
+def cost(summary: dict, server: measure.Tree, db: measure.Tree | None, generator: dict, memory: dict,
+         machine: dict | None = None) -> dict:
     """summary.cost: CPU per request over the measured window (server tree, PostgreSQL tree, the
     generator's run window from generator*.json), capacity per server core, req/s per GB of server PSS
-    (steady; GB = 1024 MB, the MB of summary.memory being MiB as /proc reports them)."""
+    (steady; GB = 1024 MB, the MB of summary.memory being MiB as /proc reports them); and, where the
+    speed probe ran (summary.machine), the server's CPU per request at reference speed (its CPU
+    times the window's speed factor: what it would cost on the machine where the probe takes
+    measure.PROBE_NOMINAL_US) and the capacity per reference core from it."""
     win = window_of(summary)
     n = summary.get("requests") or 0
     srv = server.cpu_seconds(*win) if win else None
     dbs = db.cpu_seconds(*win) if win and db is not None else None
     srv_us = _per_request(srv, n)
     pss = (memory.get("server_pss_mb") or {}).get("steady")
+    speed = (machine or {}).get("speed_factor")
+    ref_us = round(srv_us * speed, 1) if srv_us and speed else None
     return {
         "server_us_per_request": srv_us,
         "db_us_per_request": _per_request(dbs, n),
@@ -122,6 +131,8 @@ def cost(summary: dict, server: measure.Tree, db: measure.Tree | None, generator
         "server_cpu_seconds": round(srv, 3) if srv is not None else None,
         "db_cpu_seconds": round(dbs, 3) if dbs is not None else None,
         "window_s": round(win[1] - win[0], 3) if win else None,
+        "server_ref_us_per_request": ref_us,
+        "capacity_per_ref_core": round(1e6 / ref_us, 1) if ref_us else None,
     }
 
 

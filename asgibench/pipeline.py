@@ -176,7 +176,8 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     generator.update(metrics.competing(generator, sampled.cpus_busy(*win) if win else None,
                                        generator_cpus=opts.cpus.get("locust"), server_cpus=sampled.cpus))
     summary["memory"] = metrics.memory(summary, server, backends.peak)
-    summary["cost"] = metrics.cost(summary, server, db, generator, summary["memory"])
+    summary["machine"] = sampled.speed(*win) if win else None
+    summary["cost"] = metrics.cost(summary, server, db, generator, summary["memory"], summary["machine"])
     summary["balance"] = metrics.balance(summary, server)
     if plan.arrival_rate and "open_model" in summary:  # the dispatcher's arrivals, latency both ways
         summary["open_model"].update(open_model_figures(run_dir) or {})

@@ -4,8 +4,10 @@ worker balance, the generator's share of the machine and the rules in stats."""
 from __future__ import annotations
 
 import io
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from contextlib import redirect_stdout
 
@@ -66,6 +68,56 @@ def test_the_tree_counts_every_cpu_second_of_its_processes_including_short_lived
     assert measure.cpu_between(tmp_path / "none.json", "t", t0, mid) is None
 
 
+def test_the_speed_probe_times_its_own_work_not_the_wait_for_a_core(monkeypatch):
+    """probe_run is the thread's own CPU: with a second thread of this process spinning (the GIL
+    handed back and forth), its wall time grows but its figure must not; twice the loops, ~twice the
+    figure (it measures work, not a fixed overhead). Interleaved, compared pair by pair: the VM's speed
+    itself moves by tens of percent within seconds (measure's docstring)."""
+    stop, running = threading.Event(), threading.Event()
+
+    def spin():
+        running.set()
+        while not stop.is_set():
+            sum(range(1000))
+    loops = 20 * measure.PROBE_LOOPS  # ~20 ms: the GIL changes hands every 5 ms (sys.getswitchinterval)
+    monkeypatch.setattr(measure, "PROBE_LOOPS", loops)
+    busy_ratio, wall_ratio, double_ratio = [], [], []
+    for _ in range(9):
+        quiet = measure.probe_run()
+        th = threading.Thread(target=spin, daemon=True)
+        th.start()
+        running.wait(5)
+        w0 = time.perf_counter()
+        busy = measure.probe_run()
+        wall = (time.perf_counter() - w0) * 1e6
+        stop.set()
+        th.join()
+        stop.clear()
+        running.clear()
+        monkeypatch.setattr(measure, "PROBE_LOOPS", 2 * loops)
+        double = measure.probe_run()
+        monkeypatch.setattr(measure, "PROBE_LOOPS", loops)
+        busy_ratio.append(busy / quiet)
+        wall_ratio.append(wall / busy)
+        double_ratio.append(double / quiet)
+    assert statistics.median(wall_ratio) > 1.3  # it did wait for the GIL...
+    assert 0.7 < statistics.median(busy_ratio) < 1.4  # ...and that wait is not in the figure
+    assert 1.6 < statistics.median(double_ratio) < 2.5
+
+
+def test_the_sampler_reports_the_machine_speed_and_steal_of_a_window():
+    with measure.Sampler({}, interval=0.05) as s:
+        start = time.time()
+        time.sleep(0.6)
+        stop = time.time()
+    m = s.speed(start, stop)
+    inside = [us for t, us in s.probe if start <= t <= stop]
+    assert m["probe_runs"] == len(inside) >= 5 and m["probe_us"] == pytest.approx(statistics.fmean(inside), abs=0.1)
+    assert m["speed_factor"] == pytest.approx(measure.PROBE_NOMINAL_US / m["probe_us"], rel=1e-3)
+    assert 0 <= m["steal_pct"] <= 100
+    assert s.speed(stop + 100, stop + 200)["speed_factor"] is None  # no probe ran then: no factor
+
+
 def test_interpolation_and_steady_peak():
     series = [(10.0, 1.0), (11.0, 3.0), (12.0, 3.5)]
     assert measure.at(series, 9.0) == 1.0 and measure.at(series, 13.0) == 3.5
@@ -103,7 +155,12 @@ def test_cost_memory_and_balance_of_a_sampled_tree():
     cost = metrics.cost(SUMMARY, server, db, {"cpu_seconds": 0.4}, mem)
     assert cost == {"server_us_per_request": 5100.0, "db_us_per_request": 1000.0, "generator_us_per_request": 400.0,
                     "capacity_per_server_core": round(1e6 / 5100, 1), "rps_per_gb": round(100 / (80 / 1024), 1),
-                    "server_cpu_seconds": 5.1, "db_cpu_seconds": 1.0, "window_s": 10.0}
+                    "server_cpu_seconds": 5.1, "db_cpu_seconds": 1.0, "window_s": 10.0,
+                    "server_ref_us_per_request": None, "capacity_per_ref_core": None}  # no probe: not adjusted
+    # a window that ran at 0.8x the reference machine's speed: its CPU seconds were 1/0.8 too long
+    slow = metrics.cost(SUMMARY, server, db, {"cpu_seconds": 0.4}, mem, {"speed_factor": 0.8})
+    assert slow["server_ref_us_per_request"] == 4080.0 and slow["capacity_per_ref_core"] == round(1e6 / 4080, 1)
+    assert slow["server_us_per_request"] == 5100.0  # the raw figure is kept as measured
     b = metrics.balance(SUMMARY, server)
     assert b["workers"] == 2 and b["shares"] == [0.98, 0.02] and b["imbalance"] == 1.96 and b["imbalanced"]
     assert b["reason"] == "worker shares 98/2%" and b["threshold"] == stats.IMBALANCE_MAX

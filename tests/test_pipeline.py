@@ -145,7 +145,10 @@ def test_cost_memory_balance_and_competing_keys_are_the_contracts():
     assert mem["server_rss_mb"] == mem["server_pss_mb"] == {"steady": None, "peak": None}
     assert list(metrics.cost(summary, tree, None, {"cpu_seconds": 0.1}, mem)) == [
         "server_us_per_request", "db_us_per_request", "generator_us_per_request", "capacity_per_server_core",
-        "rps_per_gb", "server_cpu_seconds", "db_cpu_seconds", "window_s"]
+        "rps_per_gb", "server_cpu_seconds", "db_cpu_seconds", "window_s", "server_ref_us_per_request",
+        "capacity_per_ref_core"]
+    sampler = measure.Sampler({})
+    assert list(sampler.speed(0.0, 1.0)) == ["probe_us", "probe_runs", "speed_factor", "steal_pct", "probe_nominal_us"]
     assert metrics.balance(summary, tree) is None
     got = metrics.competing({"cpu_seconds": 1.0, "per_process": [{"run": {"wall_s": 10.0}}]}, 0.95, cpu_count=2)
     assert {"machine_share", "competing", "competing_reason"} <= set(got) and got["machine_share"] == 0.05

@@ -295,7 +295,7 @@ def _headline_order(g: Group) -> float:
 HEADLINE_CANDIDATES = {
     "capacity": ("capacity_rps",),
     "io": ("efficiency",),
-    "throughput": ("capacity_per_core", "rps"),
+    "throughput": ("capacity_per_ref_core", "capacity_per_core", "rps"),
 }
 
 
