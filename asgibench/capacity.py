@@ -69,9 +69,13 @@ def judge_steps(om: dict, tf: timingfile.TimingsFile, slo: ladder.Slo) -> list[d
     return out
 
 
-def worker_restarts(server_log: Path) -> int | None:
+def worker_restarts(server_log: Path, offset: int = 0) -> int | None:
+    """Restarts the server logged after byte `offset` of its log (a matrix's row-trial runs several
+    scenarios on one server and one log: only the capacity run's part counts); None without a log."""
     try:
-        text = server_log.read_text(errors="replace")
+        with open(server_log, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode(errors="replace")
     except OSError:
         return None
     return sum(len(re.findall(p, text)) for p in RESTART_PATTERNS)
@@ -86,8 +90,15 @@ def step_server_us(run_dir: Path, step: dict) -> float | None:
     return round(1e6 * cpu / n, 1) if cpu is not None and n else None
 
 
-def analyse(run_dir: Path, slo_text: str) -> dict | None:
-    """meta["capacity"] for a capacity-scenario run folder (None without its open-model file)."""
+def step_speed(run_dir: Path, step: dict) -> float | None:
+    """The machine's speed factor during one step (the speed probe's runs inside it, measure.SAMPLES_FILE)."""
+    start = step["_epoch"]
+    return measure.speed_between(run_dir / measure.SAMPLES_FILE, start, start + step["seconds"])
+
+
+def analyse(run_dir: Path, slo_text: str, server_log: Path | None = None, log_offset: int = 0) -> dict | None:
+    """meta["capacity"] for a capacity-scenario run folder (None without its open-model file). The
+    server's log: server_log from byte log_offset (the run's own part), else the run folder's server.log."""
     om, tf = read_open_model(run_dir), _timings(run_dir)
     if om is None or tf is None:
         return None
@@ -103,17 +114,20 @@ def analyse(run_dir: Path, slo_text: str) -> dict | None:
         overload = {"offered_rps": over["offered_rps"], "achieved_rps": over["achieved_rps"], "p99_ms": over["p99_ms"],
                     "timeouts": f.get("timeouts", 0), "errors_5xx": f.get("errors_5xx", 0),
                     "resets": f.get("resets", 0), "dropped": over["dropped"],
-                    "worker_restarts": worker_restarts(run_dir / "server.log"),
+                    "worker_restarts": worker_restarts(server_log or run_dir / "server.log", log_offset),
                     "recovery_s": ladder.recovery_seconds(tf.series, rec["_start"], rec["seconds"], slo)
                     if rec is not None else None}
+    speed = step_speed(run_dir, best) if best else None
     return {
         "slo": slo.as_dict(),
         "steps": [{k: s[k] for k in STEP_KEYS} for s in steps],
         "capacity_rps": best["offered_rps"] if best else None,
+        # the same at reference speed: the capacity step's rate over the machine's speed factor during it
+        "capacity_ref_rps": round(best["offered_rps"] / speed, 1) if best and speed else None,
         "at_capacity": None if best is None else {
             "offered_rps": best["offered_rps"], "achieved_rps": best["achieved_rps"], "p50_ms": best["p50_ms"],
             "p99_ms": best["p99_ms"], "p999_ms": best["p999_ms"],
-            "server_us_per_request": step_server_us(run_dir, best)},
+            "server_us_per_request": step_server_us(run_dir, best), "speed_factor": speed},
         "overload": overload,
     }
 
@@ -165,9 +179,12 @@ def ladder_lines(cap: dict) -> list[str]:
         lines.append("  capacity at SLO: none (the first step already broke the SLO)")
     else:
         a = cap["at_capacity"]
+        ref = cap.get("capacity_ref_rps")
         lines.append(f"  capacity at SLO: {cap['capacity_rps']:.1f} req/s  (p50 {a['p50_ms']:.1f}  "
                      f"p99 {a['p99_ms']:.1f}  "
-                     f"p99.9 {a['p999_ms']:.1f} ms)")
+                     f"p99.9 {a['p999_ms']:.1f} ms)"
+                     + (f"; {ref:.1f} req/s at reference speed (machine speed factor {a['speed_factor']:.3f} "
+                        "in that step)" if ref is not None else ""))
     o = cap.get("overload")
     if o:
         rec = "never within the recovery step" if o["recovery_s"] is None else f"{o['recovery_s']:g} s"

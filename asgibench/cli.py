@@ -142,8 +142,21 @@ def cmd_worker(a) -> int:
 
 
 def cmd_calibrate(a) -> int:
-    calibrate.calibrate(seconds=a.duration, users=a.users)
+    calibrate.calibrate(seconds=a.duration, users=a.users, open_rates=a.open_rates)
     return 0
+
+
+def _rates(text: str) -> tuple:
+    """--open-rates: arrivals/s, comma-separated and rising, or "none"."""
+    if text.strip() == "none":
+        return ()
+    try:
+        vals = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rates are numbers, comma-separated (or none), got {text!r}") from None
+    if any(v <= 0 or v > 100000 for v in vals) or list(vals) != sorted(vals):
+        raise argparse.ArgumentTypeError(f"rates rise from above 0 to at most 100000 arrivals/s, got {text!r}")
+    return vals
 
 
 def parser() -> argparse.ArgumentParser:
@@ -184,6 +197,9 @@ def parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("calibrate", help="measure how fast Locust itself can go on this machine")
     cp.add_argument("--duration", type=duration, default=10.0)
     cp.add_argument("--users", type=number(int), default=16)
+    cp.add_argument("--open-rates", type=_rates, default=calibrate.OPEN_RATES,
+                    help="the open model's sweep, arrivals/s, comma-separated; stops at the first rate not held "
+                         f"(default {','.join(f'{r:g}' for r in calibrate.OPEN_RATES)}; none: skip it)")
     cp.set_defaults(fn=cmd_calibrate)
     dp = sub.add_parser("db", help="the embedded PostgreSQL")
     dp.add_argument("action", choices=("start", "stop", "status", "reset"),

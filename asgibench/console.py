@@ -123,7 +123,10 @@ def print_summary(opts, run_dir, summary) -> None:
     if "open_model" in summary:
         o = summary["open_model"]
         print(f"  open model: {o['achieved_per_s']} of {o['target_per_s']} iterations/s, in-flight cap {o['users']}, "
-              f"dropped {o.get('dropped', 0)}" + ("" if o["held"] else "  RATE NOT HELD: raise the cap (--users)"))
+              f"dropped {o.get('dropped', 0)}" + ("" if o["held"] else (
+                  f"  RATE NOT HELD (under {100 * stats.OPEN_MODEL_HELD:g}% of the target): "
+                  + ("the generator's own limit (generator-bound)" if gen.get("bound") else
+                     "the server could not keep up, or the in-flight cap (--users) was too low"))))
     if meta.get("capacity"):
         print("\n".join(capacity.ladder_lines(meta["capacity"])))
     if "concurrency" in summary:

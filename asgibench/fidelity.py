@@ -32,6 +32,7 @@ from pathlib import Path
 import benchcontract as bc
 from asgibench import database, loadgen, matrix, pipeline, results, runmeta, variants
 from asgibench.errors import UsageError, VerdictError
+from asgibench.fidelity_text import capacity_line, line, markdown
 from asgibench.fidelity_tools import (
     CAPACITY_TOLERANCE,
     K6_ROW,
@@ -39,12 +40,14 @@ from asgibench.fidelity_tools import (
     TOLERANCE,
     WRK_ROWS,
     api_paths,
+    at_reference_speed,
     bracket,
     capacity_inputs,
     capacity_search,
     cpu_share,
     ensure_k6,
     ensure_wrk,
+    judged,
     k6_command,
     k6_env,
     locust_figures,
@@ -54,7 +57,6 @@ from asgibench.fidelity_tools import (
     per_request,
     process_cpu,
     ratio,
-    ratio_verdict,
     run_tool,
     step_ok,
     worker_shares,
@@ -68,13 +70,16 @@ from asgibench.options import BenchOptions, duration, number
 
 @contextmanager
 def server_cpu_meter(st):
-    """{"seconds": the server tree's CPU while the block ran}, from the suite's own /proc sampler."""
-    box = {"seconds": 0.0}
+    """{"seconds": the server tree's CPU while the block ran, "speed_factor": the machine's speed then
+    (the speed probe, as in a Locust trial's summary.machine)}, from the suite's own /proc sampler."""
+    box = {"seconds": 0.0, "speed_factor": None}
     t0 = time.time()
     root = st.server.proc.pid  # the tree below it: every worker, once
     with Sampler({"server": lambda: [root]}, pss=set()) as sampled:
         yield box
-    box["seconds"] = sampled.trees["server"].cpu_seconds(t0, time.time()) or 0.0
+    t1 = time.time()
+    box["seconds"] = sampled.trees["server"].cpu_seconds(t0, t1) or 0.0
+    box["speed_factor"] = sampled.speed(t0, t1)["speed_factor"]
 
 class Fidelity:
     """One `asgibench fidelity` invocation: its settings, its folder, the rows it measured."""
@@ -140,7 +145,8 @@ class Fidelity:
                                            self.tools / f"wrk-{variant}-{label}.txt", stack)
             w = parse_wrk(text)
             w.update(cpu_share(cpu, w["seconds"] or wall), **per_request(cpu, server_cpu["seconds"], w["requests"]),
-                     worker_shares=worker_shares(workers, process_cpu(st.server.pids()), st.server.proc.pid))
+                     worker_shares=worker_shares(workers, process_cpu(st.server.pids()), st.server.proc.pid),
+                     **at_reference_speed(w, "rps", server_cpu["speed_factor"]))
             return w
 
         with ExitStack() as stack:
@@ -149,9 +155,8 @@ class Fidelity:
         w["command"] = " ".join(wrk_command("wrk", "URL", api_paths(meta["plan"]["api_prefix"]), self.users,
                                             self.seconds))
         loc = locust_figures(meta)
-        r = ratio(loc["rps"], w["rps"])
-        return {"variant": variant, "flow": "api", "connections": self.users, "locust": loc, "wrk": w, "ratio": r,
-                "verdict": ratio_verdict(r, loc["flags"], drift=w["drift"]), "run_dir": str(run_dir)}
+        return {"variant": variant, "flow": "api", "connections": self.users, "locust": loc, "wrk": w,
+                **judged(loc, w, "rps"), "run_dir": str(run_dir)}
 
     def k6_row(self, variant: str, k6: str) -> dict:
         def run(st, plan, label):
@@ -166,7 +171,8 @@ class Fidelity:
             k = parse_k6_summary(json.loads(summary.read_text()), self.seconds)
             k.update(cpu_share(cpu, wall), **per_request(cpu, server_cpu["seconds"], k["http_reqs"]),
                      server_ms_per_iteration=round(1e3 * server_cpu["seconds"] / k["iterations"], 2)
-                     if k["iterations"] else None)
+                     if k["iterations"] else None,
+                     **at_reference_speed(k, "iterations_per_s", server_cpu["speed_factor"]))
             return k
 
         with ExitStack() as stack:
@@ -174,10 +180,11 @@ class Fidelity:
         k = bracket(before, after, "iterations_per_s")
         k["checks_failed"] = before["checks_failed"] + after["checks_failed"]
         loc = locust_figures(meta)
-        r = ratio(loc["iterations_per_s"], k["iterations_per_s"])
-        verdict = "k6 checks failed" if k["checks_failed"] else ratio_verdict(r, loc["flags"], drift=k["drift"])
-        return {"variant": variant, "flow": "original", "vus": self.users, "locust": loc, "k6": k, "ratio": r,
-                "rps_ratio": ratio(loc["rps"], k["rps"]), "verdict": verdict, "run_dir": str(run_dir)}
+        row = judged(loc, k, "iterations_per_s")
+        if k["checks_failed"]:
+            row["verdict"] = "k6 checks failed"
+        return {"variant": variant, "flow": "original", "vus": self.users, "locust": loc, "k6": k, **row,
+                "rps_ratio": ratio(loc["rps"], k["rps"]), "run_dir": str(run_dir)}
 
     def capacity_check(self, run: Path, k6: str) -> dict:
         """k6 constant-arrival-rate steps around a capacity run's capacity, on the same row and settings."""
@@ -268,106 +275,6 @@ def with_load(measure, *args) -> dict:
     row = measure(*args)
     row["loadavg_1min"] = {"start": start, "end": round(os.getloadavg()[0], 2)}
     return row
-
-
-# -- what a person reads ---------------------------------------------------------------------------
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{v:.0f}%"
-
-
-def _around(run: dict, key: str = "rps") -> str:
-    """The independent generator's runs before and after Locust's, and how far apart they are."""
-    if "before" not in run:
-        return "-"
-    drift = None if run["drift"] is None else 100 * run["drift"]
-    return f"{run['before'][key]} / {run['after'][key]} ({_pct(drift)} apart)"
-
-
-def _shares(row: dict) -> str:
-    """Worker CPU shares of a multi-worker row: Locust's trial (summary.balance), then the independent
-    generator's runs before and after it; '' for one worker."""
-    other = row.get("wrk") or row.get("k6") or {}
-    runs = [row["locust"].get("worker_shares")] + [(other.get(k) or {}).get("worker_shares")
-                                                   for k in ("before", "after")]
-    if not any(runs):
-        return ""
-    locust, before, after = ("/".join(f"{100 * x:.0f}" for x in r) + "%" if r else "n/a" for r in runs)
-    return f"Locust {locust}, independent {before} then {after}"
-
-
-def _load(row: dict) -> str:
-    load = row.get("loadavg_1min")
-    return f"{load['start']} -> {load['end']}" if load else "-"
-
-
-def line(row: dict) -> str:
-    loc, other = row["locust"], row.get("wrk") or row.get("k6")
-    tool = "wrk" if "wrk" in row else "k6"
-    what = "req/s" if tool == "wrk" else "iterations/s"
-    key = "rps" if tool == "wrk" else "iterations_per_s"
-    flags = "; ".join(f"{f}: {why}" for f, why in loc["flags"]) or "not flagged"
-    shares = f"worker CPU shares {_shares(row)}; " if _shares(row) else ""
-    return (f"{row['variant']}: Locust {loc[key]} / {tool} {other[key]} {what} = {row['ratio']} [{row['verdict']}] "
-            f"({tool} before / after Locust: {_around(other, key)}); "
-            f"generator CPU Locust {_pct(loc['cpu_percent_of_one_core'])} of a core, {tool} "
-            f"{_pct(other['cpu_percent_of_one_core'])}; server us/request {loc['server_us_per_request']} vs "
-            f"{other['server_us_per_request']}; Locust trial {flags}; {shares}load average {_load(row)}")
-
-
-def capacity_line(c: dict) -> str:
-    k6 = c["k6_capacity_rps"]
-    k6_text = {"exact": f"{k6} req/s", "above": f"above {k6} req/s", "below": "below the lowest rate tried"}[c["bound"]]
-    return (f"{c['variant']}: ladder capacity {c['ladder_capacity_rps']} req/s, k6 keeps p99 <= "
-            f"{c['slo']['p99_ms']:g} ms "
-            f"up to {k6_text} (steps of {100 * c['resolution']:.0f}%): ratio {c['ratio']} [{c['verdict']}]")
-
-
-def markdown(out: dict) -> str:
-    s = out["settings"]
-    md = [f"# asgibench fidelity {out['id']}", "",
-          f"Locust against independent generators on the same server, endpoints and concurrency ({s['users']} "
-          f"connections / VUs, {s['seconds']:g} s each after a {s['warmup']:g} s warm-up; target within "
-          f"{100 * s['tolerance']:.0f}%, or the Locust trial flagged). "
-          f"Machine: {out['machine'].get('cpu_count')} CPUs, load average {out['machine'].get('loadavg')} at "
-          "the start.",
-          ""]
-    if out["wrk"]:
-        md += ["## Locust vs wrk, API-only flow", "",
-               "| row | Locust req/s | wrk req/s | ratio | verdict | Locust CPU (1 core) | Locust machine share | "
-               "wrk CPU (1 core) | wrk before / after | server us/req Locust / wrk | flags | worker CPU shares | "
-               "load avg |", "|" + "---|" * 13]
-        for r in out["wrk"]:
-            lo, w = r["locust"], r["wrk"]
-            md.append(f"| {r['variant']} | {lo['rps']} | {w['rps']} | {r['ratio']} | {r['verdict']} | "
-                      f"{_pct(lo['cpu_percent_of_one_core'])} | {lo['machine_share']} | "
-                      f"{_pct(w['cpu_percent_of_one_core'])} | {_around(w)} | "
-                      f"{lo['server_us_per_request']} / {w['server_us_per_request']} | "
-                      f"{'; '.join(f'{f}: {why}' for f, why in lo['flags']) or '-'} | "
-                      f"{_shares(r) or '-'} | {_load(r)} |")
-        md.append("")
-    if out["k6"]:
-        md += ["## Locust vs k6, original flow", "",
-               "| row | Locust it/s | k6 it/s | ratio | verdict | exchanges/iteration Locust / k6 | req/s ratio | "
-               "Locust CPU | k6 CPU | k6 before / after | server ms/iteration Locust / k6 | k6 failed checks | "
-               "load avg |",
-               "|" + "---|" * 13]
-        for r in out["k6"]:
-            lo, k = r["locust"], r["k6"]
-            md.append(f"| {r['variant']} | {lo['iterations_per_s']} | {k['iterations_per_s']} | {r['ratio']} | "
-                      f"{r['verdict']} | {lo['exchanges_per_iteration']} / {k['exchanges_per_iteration']} | "
-                      f"{r['rps_ratio']} | {_pct(lo['cpu_percent_of_one_core'])} | "
-                      f"{_pct(k['cpu_percent_of_one_core'])} | {_around(k, 'iterations_per_s')} | "
-                      f"{lo['server_ms_per_iteration']} / {k['server_ms_per_iteration']} | {k['checks_failed']} | "
-                      f"{_load(r)} |")
-        md.append("")
-    if out["capacity"]:
-        c = out["capacity"]
-        md += ["## Capacity at SLO: the ladder vs k6 constant-arrival-rate", "", capacity_line(c), "",
-               "| k6 offered req/s | achieved | p99 ms | errors % | dropped | within SLO |", "|" + "---|" * 6]
-        md += [f"| {st['rate']} | {st.get('achieved_rps')} | {st.get('p99_ms')} | {st.get('errors_pct')} | "
-               f"{st.get('dropped')} | {'yes' if st['ok'] else st.get('reason')} |" for st in c["steps"]]
-        md.append("")
-    return "\n".join(md)
 
 
 # -- the command -----------------------------------------------------------------------------------

@@ -220,14 +220,40 @@ def bracket(before: dict, after: dict, key: str) -> dict:
         if any(isinstance(x, (bool, str, dict, list, tuple)) for x in pair):
             continue
         out[k] = round((pair[0] + pair[1]) / 2, 3) if None not in pair else None  # unmeasured in one: None
-    a, b = before.get(key), after.get(key)
-    out.update(drift=round(abs(a - b) / ((a + b) / 2), 3) if a and b else None, before=before, after=after)
+    out.update(drift=_drift(before.get(key), after.get(key)),
+               drift_ref=_drift(before.get(f"{key}_ref"), after.get(f"{key}_ref")), before=before, after=after)
     return out
+
+
+def _drift(a, b) -> float | None:
+    return round(abs(a - b) / ((a + b) / 2), 3) if a and b else None
 
 
 # -- verdicts --------------------------------------------------------------------------------------
 def ratio(a, b) -> float | None:
     return round(a / b, 3) if a and b else None
+
+
+def at_reference_speed(run: dict, key: str, speed_factor: float | None) -> dict:
+    """{"speed_factor", "<key>_ref"}: a run's throughput divided by the machine's speed factor during it
+    (the speed probe, asgibench/measure.py): what it would have served on the reference machine. On this
+    VM the CPU second drifts by 10-30% within minutes, so two generators' runs a minute apart can differ
+    by that much with neither at fault; both sides of a ratio get the same correction."""
+    v = run.get(key)
+    return {"speed_factor": speed_factor,
+            f"{key}_ref": round(v / speed_factor, 2) if v is not None and speed_factor else None}
+
+
+def judged(locust: dict, other: dict, key: str) -> dict:
+    """{"ratio", "ratio_ref", "verdict"} of Locust's `key` over the independent generator's (the mean of
+    its runs before and after). The verdict is on ratio_ref (both sides at reference speed) when every
+    run had the speed probe, else on the raw ratio; the drift the verdict calls noisy is measured the
+    same way."""
+    raw = ratio(locust.get(key), other.get(key))
+    ref = ratio(locust.get(f"{key}_ref"), other.get(f"{key}_ref"))
+    drift = other.get("drift_ref") if ref is not None else other.get("drift")
+    return {"ratio": raw, "ratio_ref": ref, "judged_on": "ratio_ref" if ref is not None else "ratio",
+            "verdict": ratio_verdict(ref if ref is not None else raw, locust.get("flags"), drift=drift)}
 
 
 def ratio_verdict(r: float | None, flags: list[tuple[str, str]] | None = None, tolerance: float = TOLERANCE,
@@ -263,7 +289,10 @@ def locust_figures(meta: dict) -> dict:
     share, ncpu = g.get("machine_share"), (meta.get("machine_before") or {}).get("cpu_count")
     if share is None and g.get("cpu_percent_of_one_core") is not None and ncpu:  # before the COST helper's key
         share = round(g["cpu_percent_of_one_core"] / 100 / ncpu, 3)
+    speed = (s.get("machine") or {}).get("speed_factor")
     return {"rps": s.get("rps"), "requests": s.get("requests"), "failures": s.get("failures"), "iterations_per_s": its,
+            **at_reference_speed({"rps": s.get("rps")}, "rps", speed),
+            "iterations_per_s_ref": round(its / speed, 2) if its and speed else None,
             "exchanges_per_iteration": ratio(s.get("requests"), flow.get("iterations")),
             "cpu_percent_of_one_core": g.get("cpu_percent_of_one_core"), "machine_share": share,
             "generator_us_per_request": g.get("cpu_us_per_request"), "server_us_per_request": server_us,

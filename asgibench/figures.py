@@ -67,6 +67,8 @@ FIGURES: tuple[Figure, ...] = (
        "io scenario: achieved req/s / (users / io_seconds)"),
     _f("capacity_rps", "capacity at SLO", "req/s", "higher", "capacity.capacity_rps",
        "capacity scenario: the highest offered rate sustained within the SLO"),
+    _f("capacity_ref_rps", "capacity at SLO, ref. speed", "req/s", "higher", "capacity.capacity_ref_rps",
+       "capacity scenario: capacity at SLO over the machine's speed factor during that step (the speed probe)"),
     _f("capacity_p99_ms", "p99 at capacity", "ms", "lower", "capacity.at_capacity.p99_ms",
        "capacity scenario: p99 (from the intended start) at the capacity step"),
 )

@@ -269,7 +269,8 @@ class Matrix:
                       f"{summ.get('exact_percentiles_ms', {}).get('p95', float('nan')):8.1f} ms  "
                       f"failures {summ['failures']}" + (f"  efficiency {eff}" if eff is not None else "")
                       + "".join(f"  {name.upper()}" for name, _ in figures.flags(meta) if name != "not-completed")
-                      + (f"  capacity at SLO {meta['capacity']['capacity_rps']} req/s" if meta.get("capacity") else "")
+                      + (f"  capacity at SLO {meta['capacity']['capacity_rps']} req/s (at ref. speed "
+                         f"{meta['capacity'].get('capacity_ref_rps')})" if meta.get("capacity") else "")
                       + (f"  {meta['status'].upper()}" if meta["status"] != "completed" else ""), flush=True)
         return next((x for x in statuses if x != "completed"), "completed")
 

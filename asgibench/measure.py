@@ -378,6 +378,17 @@ def write_samples(path, sampler: Sampler) -> None:
     files.write_text_atomic(path, json.dumps(doc, separators=(",", ":")))
 
 
+def speed_between(path, start: float, stop: float) -> float | None:
+    """The machine's speed factor (PROBE_NOMINAL_US / the mean probe run) between two epochs, from a
+    run folder's SAMPLES_FILE (None when it holds no probe run in that window: an older run)."""
+    try:
+        with open(path) as fh:
+            runs = [us for t, us in json.load(fh).get("probe_us") or [] if start <= t <= stop]
+    except (OSError, ValueError, TypeError):
+        return None
+    return round(PROBE_NOMINAL_US / statistics.fmean(runs), 4) if runs else None
+
+
 def cpu_between(path, tree: str, start: float, stop: float) -> float | None:
     """CPU seconds of one tree ("server", "db") between two epochs, from a run folder's SAMPLES_FILE
     (None when the file or the tree's samples are missing)."""

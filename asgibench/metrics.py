@@ -76,7 +76,7 @@ def open_model(summary: dict, plan: loadgen.LoadPlan) -> dict:
     done = summary.get("flow", {}).get("iterations") or summary.get("requests", 0)
     achieved = done / seconds if seconds else 0.0
     return {"target_per_s": plan.arrival_rate, "achieved_per_s": round(achieved, 2), "users": plan.users,
-            "held": achieved >= 0.95 * plan.arrival_rate}
+            "held": achieved >= stats.OPEN_MODEL_HELD * plan.arrival_rate}
 
 
 def concurrency(summary: dict, plan: loadgen.LoadPlan) -> dict:

@@ -159,6 +159,8 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     # Sampled over the whole Locust run; the measured window is cut from the samples afterwards (measure).
     proc = getattr(st.server, "proc", None)  # our server's root process (none for --target)
     trees = {"server": lambda: [proc.pid] if proc is not None else [], "db": lambda: [db_pid] if db_pid else []}
+    server_log = getattr(st.server, "log_path", None)  # a matrix's: one log for all the row-trial's scenarios
+    log_offset = _size(server_log)
     with database.BackendSampler(st.db) as backends, Sampler(trees, pss={"server"}) as sampled:
         res = loadgen.run(plan, st.base_url, run_dir, health=stack_health(st.server, backends),
                           cpus=opts.cpus.get("locust"), progress=None if opts.quiet else console.Progress(),
@@ -189,7 +191,7 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
         "summary": summary,
     })
     if plan.scenario == loadgen.CAPACITY:
-        meta["capacity"] = analyse_capacity(run_dir, plan.slo)
+        meta["capacity"] = analyse_capacity(run_dir, plan.slo, server_log, log_offset)
     if res.died == "database-died":  # its requests wait on a database that is gone: no point in a long grace
         st.server.stop(grace=DEAD_DATABASE_GRACE)
     if res.died:
@@ -207,6 +209,13 @@ def measure(st: Stack, opts, plan: loadgen.LoadPlan, run_dir: Path, meta: dict) 
     meta["verdict"] = runmeta.verdict(summary, opts.accept_failures or plan.scenario == loadgen.CAPACITY)
     if summary.get("stall"):
         meta["status"] = "stalled"
+
+
+def _size(path) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
 
 
 def stack_health(server, backends=None):

@@ -30,6 +30,9 @@ SERVER_CPUS_BUSY = 0.90
 # trial is "imbalanced" above IMBALANCE_MAX (2 workers: busier than 75/25), judged only when the
 # workers used at least BALANCE_MIN_CPU_S in the window (an idle server's split is noise).
 IMBALANCE_MAX = 1.5
+# The open model held its rate when the arrivals it completed per second reached this share of the
+# target (issue 13: within 2%); below it the summary says RATE NOT HELD.
+OPEN_MODEL_HELD = 0.98
 BALANCE_MIN_CPU_S = 0.2
 
 

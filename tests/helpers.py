@@ -23,6 +23,25 @@ def cli(*args, results: Path | None = None, env: dict | None = None, timeout: fl
                           text=True, timeout=timeout, **kw)
 
 
+def cli_watched(args: list, env: dict, watcher_of, timeout: float = 240) -> tuple[int, str, str]:
+    """`python -m asgibench *args` as a user runs it, while the test's own /proc instrument watches it:
+    watcher_of(pid) makes a thread with a `halt` event, started before and stopped (and joined) after
+    the command, also when it times out (then it is killed). Returns (exit code, stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "asgibench", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher = watcher_of(proc.pid)
+    watcher.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        watcher.halt.set()
+        watcher.join(5)
+    return proc.returncode, out, err
+
+
 def only_run_dir(results: Path, variant: str) -> Path:
     dirs = [p for p in (results / variant).iterdir() if p.is_dir()]
     assert len(dirs) == 1, dirs

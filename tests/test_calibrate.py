@@ -35,7 +35,7 @@ def test_no_calibration_means_only_cpu_rules(tmp_path, monkeypatch):
 
 @pytest.mark.e2e
 def test_calibrate_end_to_end(db, tmp_path):
-    res = cli("calibrate", "--duration", "3s", results=tmp_path, timeout=400)
+    res = cli("calibrate", "--duration", "3s", "--open-rates", "20,40000", results=tmp_path, timeout=400)
     assert res.returncode == 0, res.stderr[-2000:]
     data = json.loads((tmp_path / "calibration.json").read_text())
     assert data["ceiling_rps"] > 100
@@ -44,3 +44,12 @@ def test_calibrate_end_to_end(db, tmp_path):
         assert data[key]["net_us_per_request"] > 0
     assert data["original_cost_ratio"] > 0 and data["api_cost_ratio"] > 0
     assert "Locust ceiling on this machine" in res.stdout
+    # the open model's sweep: 20/s is held (within 2%: the dispatcher keeps its rate), 40,000/s is far past
+    # one Locust process here (~2,000 bare GETs/s): not held, and the sweep says so and stops there
+    om = data["open_model"]
+    assert [s["target_per_s"] for s in om["steps"]] == [20.0, 40000.0]
+    low, high = om["steps"]
+    assert low["held"] and low["achieved_per_s"] >= 0.98 * 20 and low["failures"] == 0
+    assert not high["held"] and high["achieved_per_s"] < 0.98 * 40000
+    assert om["held_up_to_per_s"] == 20.0 and om["first_not_held_per_s"] == 40000.0
+    assert "NOT HELD" in res.stdout and "held its rate within 2% up to 20.0 arrivals/s" in res.stdout

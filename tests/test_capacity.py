@@ -203,15 +203,25 @@ def test_analyse_writes_the_contract(tmp_path):
     # The server's CPU samples: 1 s before the capacity step (20/s, epochs 1001.5-1002.5), 0.05 s in it,
     # 2 s after: the step's cost is 0.05 s over its 20 requests, never the whole run's.
     (run / measure.SAMPLES_FILE).write_text(json.dumps(
-        {"version": 1, "cpu": {"server": [[1000.0, 0.0], [1001.5, 1.0], [1002.5, 1.05], [1009.0, 3.05]]}}))
+        {"version": 1, "cpu": {"server": [[1000.0, 0.0], [1001.5, 1.0], [1002.5, 1.05], [1009.0, 3.05]]},
+         # the speed probe: 1,250 us per run inside the capacity step (0.8x the reference), 500 outside it
+         "probe_us": [[1001.0, 500.0], [1001.7, 1200.0], [1002.2, 1300.0], [1003.0, 500.0]]}))
     cap = capacity.analyse(run, "p99=250ms,errors=0.1%")
-    assert set(cap) == {"slo", "steps", "capacity_rps", "at_capacity", "overload"}
+    assert set(cap) == {"slo", "steps", "capacity_rps", "capacity_ref_rps", "at_capacity", "overload"}
+    assert cap["at_capacity"]["speed_factor"] == 0.8 and cap["capacity_ref_rps"] == 25.0
     assert all(set(s) == CONTRACT_STEP for s in cap["steps"])
     assert [s["ok"] for s in cap["steps"]] == [True, True, False, False, False, False]
     assert cap["capacity_rps"] == 20.0 and cap["at_capacity"]["p99_ms"] == pytest.approx(20.0)
     assert cap["at_capacity"]["server_us_per_request"] == pytest.approx(2500.0)
     o = cap["overload"]
     assert o["offered_rps"] == 30.0 and o["timeouts"] == 2 and o["worker_restarts"] == 1 and o["recovery_s"] == 0.5
+    # a matrix's server log lives outside the run folder and holds earlier scenarios' lines: from the offset on
+    log = tmp_path / "elsewhere.server.log"
+    earlier = "Booting worker with pid: 9\nWorker exited (pid: 9)\n"
+    log.write_text(earlier + "[CRITICAL] WORKER TIMEOUT (pid:12)\nWORKER TIMEOUT (pid:13)\n")
+    assert capacity.analyse(run, "p99=250ms", log, len(earlier))["overload"]["worker_restarts"] == 2
+    assert capacity.analyse(run, "p99=250ms", log)["overload"]["worker_restarts"] == 3
+    assert capacity.worker_restarts(tmp_path / "missing.log") is None
     lines = capacity.ladder_lines(cap)
     assert "capacity at SLO: 20.0 req/s" in "\n".join(lines) and len(lines) == 2 + 6 + 2
 

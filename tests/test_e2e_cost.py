@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from bisect import bisect_right
@@ -24,8 +22,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from asgibench import ROOT, figures, measure, stats
-from helpers import meta_of, only_run_dir
+from asgibench import figures, measure, stats
+from helpers import cli_watched, meta_of, only_run_dir
 
 pytestmark = pytest.mark.e2e
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -115,19 +113,14 @@ def _at(series: list, t: float) -> float:
 def _bench(tmp_path_factory, name: str, row: str, word: str, extra: list):
     root = tmp_path_factory.mktemp(f"cost-{name}") / "results"
     env = dict(os.environ, ASGIBENCH_RESULTS=str(root))
-    proc = subprocess.Popen([sys.executable, "-m", "asgibench", "bench", row, "--api-only", *extra], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watch = Watch(proc.pid, word)
-    watch.start()
-    try:
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        watch.halt.set()
-        watch.join(5)
-    assert proc.returncode == 0, err[-3000:]
+    watches = []
+
+    def watch_of(pid):
+        watches.append(Watch(pid, word))
+        return watches[0]
+    rc, out, err = cli_watched(["bench", row, "--api-only", *extra], env, watch_of, timeout=180)
+    assert rc == 0, err[-3000:]
+    watch = watches[0]
     run_dir = only_run_dir(root, row)
     meta = meta_of(run_dir)
     w = meta["summary"]["window"]

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import benchcontract as bc
-from asgibench import ROOT, cli, fidelity, fidelity_tools as ft, figures
+from asgibench import ROOT, cli, fidelity, fidelity_text, fidelity_tools as ft, figures
 from asgibench.errors import RunError, UsageError
 from asgibench.report import trials
 from helpers import skip_unless_ci
@@ -136,8 +136,8 @@ def test_worker_shares_between_two_readings_leave_the_master_out():
     assert list(mine) == [os.getpid()] and mine[os.getpid()] > 0
     row = {"locust": {"worker_shares": [0.5, 0.5]}, "wrk": {"before": {"worker_shares": [0.94, 0.06]},
                                                            "after": {"worker_shares": None}}}
-    assert fidelity._shares(row) == "Locust 50/50%, independent 94/6% then n/a"
-    assert fidelity._shares({"locust": {}, "wrk": {"rps": 1.0}}) == ""
+    assert fidelity_text._shares(row) == "Locust 50/50%, independent 94/6% then n/a"
+    assert fidelity_text._shares({"locust": {}, "wrk": {"rps": 1.0}}) == ""
 
 
 def test_a_machine_that_moved_during_the_comparison_makes_the_verdict_noisy():
@@ -151,6 +151,26 @@ def test_a_machine_that_moved_during_the_comparison_makes_the_verdict_noisy():
     assert ft.ratio_verdict(0.80, [], drift=b["drift"]) == "MISS (noisy)" and not ft.passed("MISS (noisy)")
     assert ft.ratio_verdict(0.97, [], drift=0.04) == "ok"
     assert ft.bracket({"rps": 0.0}, {"rps": 5.0}, "rps")["drift"] is None
+
+
+def test_the_verdict_is_on_both_sides_at_reference_speed_when_the_probe_ran():
+    """Locust ran while the machine was 10% slower than during wrk's runs: 90 vs 100 req/s raw (0.90, a
+    MISS), 100 vs 100 at reference speed (1.0, ok). Without a probe on one side the raw ratio is judged."""
+    before = {"rps": 100.0, **ft.at_reference_speed({"rps": 100.0}, "rps", 1.0)}
+    after = {"rps": 100.0, **ft.at_reference_speed({"rps": 100.0}, "rps", 1.0)}
+    wrk = ft.bracket(before, after, "rps")
+    assert wrk["rps_ref"] == 100.0 and wrk["drift_ref"] == 0.0
+    m = _meta()
+    m["summary"]["machine"] = {"speed_factor": 0.9}
+    m["summary"]["rps"] = 90.0
+    loc = ft.locust_figures(m)
+    assert loc["rps_ref"] == 100.0 and loc["speed_factor"] == 0.9 and loc["iterations_per_s_ref"] == 22.22
+    got = ft.judged(loc, wrk, "rps")
+    assert got == {"ratio": 0.9, "ratio_ref": 1.0, "judged_on": "ratio_ref", "verdict": "ok"}
+    del m["summary"]["machine"]
+    raw = ft.judged(ft.locust_figures(m), wrk, "rps")
+    assert raw["ratio_ref"] is None and raw["judged_on"] == "ratio" and raw["verdict"] == "MISS"
+    assert ft.at_reference_speed({"rps": None}, "rps", 0.9) == {"speed_factor": 0.9, "rps_ref": None}
 
 
 def _meta(**generator):
@@ -272,13 +292,13 @@ def test_markdown_and_lines_carry_ratios_shares_and_flags(tmp_path):
                          "slo": SLO, "verdict": "ok"}
     f.save()
     md = (tmp_path / "fidelity" / "t" / "fidelity.md").read_text()
-    assert "| raw-asgi-asyncpg | 80.0 | 100.0 | 0.8 | flagged | 44% | 0.22 | 3% |" in md
+    assert "| raw-asgi-asyncpg | 80.0 | 100.0 | 0.8 | - | flagged | 44% | 0.22 | 3% |" in md  # no probe: no ref
     assert "generator-bound: generator CPU 95% of a core" in md and "| 5.0 / 7.0 |" in md
     assert "| 10.0 / 9.5 | 0 |" in md  # server CPU per iteration: 2 s / 200 iterations beside k6's
     assert "ladder capacity 100.0 req/s" in md and "up to 100.0 req/s" in md
     assert json.loads((tmp_path / "fidelity" / "t" / "fidelity.json").read_text())["wrk"][0]["ratio"] == 0.8
     assert "| 1.5 -> 2.25 |" in md and md.count("| - |") >= 1  # the k6 row has no load record: "-"
-    assert "= 0.8 [flagged]" in fidelity.line(f.out["wrk"][0]) and "wrk 3%" in fidelity.line(f.out["wrk"][0])
+    assert "= 0.8 [flagged]" in fidelity_text.line(f.out["wrk"][0]) and "wrk 3%" in fidelity_text.line(f.out["wrk"][0])
 
 
 def test_an_id_measured_part_by_part_keeps_its_earlier_rows(tmp_path):

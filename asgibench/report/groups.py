@@ -293,7 +293,7 @@ def _headline_order(g: Group) -> float:
 # per request) says it without depending on how Locust's few connections landed on the workers, which
 # is what made req/s swing by 30% between trials; req/s stays beside it.
 HEADLINE_CANDIDATES = {
-    "capacity": ("capacity_rps",),
+    "capacity": ("capacity_rps", "capacity_ref_rps"),
     "io": ("efficiency",),
     "throughput": ("capacity_per_ref_core", "capacity_per_core", "rps"),
 }

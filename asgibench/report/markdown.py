@@ -16,10 +16,10 @@ from pathlib import Path
 import benchcontract
 from asgibench import figures, stats
 from asgibench.report import charts, migration
-from asgibench.report.columns import median_column
+from asgibench.report.columns import cv_column, median_column
 from asgibench.report.findings import section_findings
 from asgibench.report.fmt import num, rel, setting
-from asgibench.report.groups import FAMILY_TITLES, Group, sections, table_kind
+from asgibench.report.groups import FAMILY_TITLES, HEADLINE_CANDIDATES, Group, sections, table_kind
 from asgibench.report.trials import AD_HOC, Trial
 
 
@@ -90,6 +90,9 @@ HOW_TO_READ = (
     "server process tree / PostgreSQL / the load generator; **memory** is the server tree's PSS (steady / "
     "peak); **concurrency efficiency** (I/O scenario) = achieved req/s ÷ users / seconds-per-request; "
     "**capacity at SLO** (capacity scenario) = the highest offered rate (open model) whose step met the SLO; "
+    "**ref. speed**: this VM's CPU second is not a fixed unit (a fixed loop's CPU time moved 13% CV at idle), so "
+    "every trial also times a fixed loop (the speed probe, asgibench/measure.py) and a figure *at reference "
+    "speed* is the measured one with the window's machine speed divided out; the measured one is beside it; "
     "**vs ceiling** = req/s ÷ the best reference row (a bare ASGI app + asyncpg) of the same table. **Flags** "
     "(asgibench/figures.py): **generator-bound** = the load generator may have set the pace (its CPU above "
     f"{stats.GENERATOR_CPU_BOUND_PCT:.0f}% of a core, or req/s above half the calibrated ceiling): read the "
@@ -186,6 +189,12 @@ def _columns(rows: list[Group], best) -> list[tuple[str, object]]:
         return num(r[hcol])
 
     cols = [(f"**{hl.label}** (headline)", headline), ("CV", lambda r: _cv(r["headline_cv_pct"]))]
+    # the other candidates for the headline (e.g. the raw figure beside the one at reference speed), with
+    # their CVs: the reader sees what the choice was between
+    for key in HEADLINE_CANDIDATES[kind]:
+        if key not in (head, "rps") and has(median_column(key)):
+            cols.append((f"{figures.BY_KEY[key].label} (CV)", lambda r, k=key: (
+                f"{num(r[median_column(k)])} ({_cv(r[cv_column(k)])})" if r[median_column(k)] is not None else "–")))
     if kind == "capacity":
         cols += [("p50 / p99 / p99.9 ms at capacity",
                   lambda r: _slash(r["capacity_p50_ms"], r["capacity_p99_ms_median"], r["capacity_p999_ms"])),
