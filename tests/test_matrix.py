@@ -81,3 +81,32 @@ def test_cmd_matrix_leaves_out_rows_no_scenario_applies_to(monkeypatch, capsys, 
     assert (planned[-1].duration, planned[-1].io_duration, planned[-1].keepalive_duration) == (12.0, 8.0, 12.0)
     with pytest.raises(matrix.UsageError, match="matrix scenarios are api, original, io, keepalive, cpu"):
         matrix.cmd_matrix(p.parse_args(["--variants", admin, "--scenario", "api,nope"]))
+
+
+@pytest.mark.parametrize("scenario, failed", [("capacity", False), ("api", True)])
+def test_failed_requests_fail_a_row_trial_except_the_capacity_ladders(monkeypatch, tmp_path, capsys, scenario, failed):
+    """The ladder pushes past the knee on purpose (its overload step's timeouts are figures, the run's
+    verdict accepts them): a capacity matrix whose ladders failed requests exits 0 and marks no FAIL;
+    the same failures in an api run fail the row-trial. The pipeline's steps are stood in for here (the
+    matrix's own bookkeeping is what is tested; e2e tests run the real ones)."""
+    from asgibench import database, pipeline
+
+    class Db:
+        def release(self):
+            pass
+
+    def measure(st, opts, plan, run_dir, meta):
+        meta.update(status="completed", summary={"rps": 50.0, "requests": 500, "failures": 7,
+                                                  "exact_percentiles_ms": {"p95": 9.0}})
+        if scenario == "capacity":
+            meta["capacity"] = {"capacity_rps": 40.0, "capacity_ref_rps": 44.0}
+    monkeypatch.setattr(database, "open_database", lambda: Db())
+    monkeypatch.setattr(pipeline, "validate", lambda opts: None)
+    monkeypatch.setattr(pipeline, "bring_up", lambda opts, stack, log: object())
+    monkeypatch.setattr(pipeline, "measure", measure)
+    m = matrix.Matrix("t", matrix.MatrixSettings(rows=["raw-asgi-asyncpg"], scenarios=[scenario], trials=1),
+                      root=tmp_path)
+    assert m.run() == (1 if failed else 0)
+    out = capsys.readouterr().out
+    assert ("FAIL" in out.split("srv µs/req")[1].splitlines()[1]) is failed
+    assert ("capacity at SLO 40.0 req/s (at ref. speed 44.0)" in out) is (scenario == "capacity")
