@@ -11,6 +11,8 @@ def _around(run: dict, key: str = "rps") -> str:
     """The independent generator's runs before and after Locust's, and how far apart they are."""
     if "before" not in run:
         return "-"
+    if run.get("excluded"):
+        return f"{run['before'][key]} / {run['after'][key]} ({run['excluded']}: left out)"
     drift = None if run["drift"] is None else 100 * run["drift"]
     return f"{run['before'][key]} / {run['after'][key]} ({_pct(drift)} apart)"
 

@@ -151,6 +151,13 @@ def test_a_machine_that_moved_during_the_comparison_makes_the_verdict_noisy():
     assert ft.ratio_verdict(0.80, [], drift=b["drift"]) == "MISS (noisy)" and not ft.passed("MISS (noisy)")
     assert ft.ratio_verdict(0.97, [], drift=0.04) == "ok"
     assert ft.bracket({"rps": 0.0}, {"rps": 5.0}, "rps")["drift"] is None
+    # a run whose connections all landed on one worker measured that, not the server: left out
+    skewed = dict(after, rps=60.0, worker_shares=[1.0, 0.0])
+    b = ft.bracket(dict(before, worker_shares=[0.5, 0.5]), skewed, "rps")
+    assert b["rps"] == 100.0 and b["drift"] is None and b["excluded"] == "after: worker shares 100/0%"
+    assert "(after: worker shares 100/0%: left out)" in fidelity_text._around(b)
+    both = ft.bracket(dict(before, worker_shares=[1.0, 0.0]), skewed, "rps")  # both skewed: both kept
+    assert both["rps"] == 80.0 and "excluded" not in both
 
 
 def test_the_verdict_is_on_both_sides_at_reference_speed_when_the_probe_ran():
