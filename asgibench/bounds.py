@@ -58,6 +58,7 @@ BOUNDS: dict[str, Bound] = {
     "pool_size": Bound("pool size", 1, 100),
     "scale": Bound("scale", 1, 1000),
     "trials": Bound("trials", 1, 100),
+    "fidelity_repeats": Bound("repeats", 1, 20),
     "warmup": Bound("warm-up", 0, 600, unit=" seconds"),
     # `asgibench matrix` (matrix.MatrixSettings.validate): shorter runs, fewer io users
     "matrix_duration": Bound("duration", 1, 3600),

@@ -30,7 +30,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import benchcontract as bc
-from asgibench import database, loadgen, matrix, pipeline, results, runmeta, variants
+from asgibench import bounds, database, loadgen, matrix, pipeline, results, runmeta, variants
 from asgibench.errors import UsageError, VerdictError
 from asgibench.fidelity_text import capacity_line, line, markdown
 from asgibench.fidelity_tools import (
@@ -44,6 +44,7 @@ from asgibench.fidelity_tools import (
     bracket,
     capacity_inputs,
     capacity_search,
+    combine_trials,
     cpu_share,
     ensure_k6,
     ensure_wrk,
@@ -85,8 +86,9 @@ class Fidelity:
     """One `asgibench fidelity` invocation: its settings, its folder, the rows it measured."""
 
     def __init__(self, parts, rows, users=10, seconds=15.0, warmup=3.0, step_seconds=10.0, capacity_run=None,
-                 python=None, fid=None, root=None):
+                 python=None, fid=None, root=None, repeats=3):
         self.parts, self.rows, self.users, self.seconds, self.warmup = parts, rows, users, seconds, warmup
+        self.repeats = repeats
         self.step_seconds, self.capacity_run, self.python = step_seconds, capacity_run, python
         self.id = fid or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.dir = (root or results.RESULTS_DIR) / "fidelity" / self.id
@@ -94,7 +96,7 @@ class Fidelity:
         self.out = {"id": self.id, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "machine": results.machine(), "git": results.git_state(),
                     "settings": {"parts": parts, "rows": rows, "users": users, "seconds": seconds, "warmup": warmup,
-                                 "step_seconds": step_seconds, "tolerance": TOLERANCE,
+                                 "step_seconds": step_seconds, "tolerance": TOLERANCE, "repeats": repeats,
                                  "capacity_tolerance": CAPACITY_TOLERANCE},
                     "wrk": [], "k6": [], "capacity": None}
         self._keep_earlier()
@@ -132,6 +134,16 @@ class Fidelity:
             before = independent(st, plan, "before")
             pipeline.measure(st, opts, plan, run_dir, meta)
         return meta, run_dir, before, independent(st, plan, "after")
+
+    def repeated(self, compare, variant: str, tool: str) -> dict:
+        """`repeats` comparisons of one row, each on a freshly started server, then their median
+        (fidelity_tools.combine_trials): one bracketed pair on this VM moved by 10-30% from run to run."""
+        trials = []
+        for i in range(self.repeats):
+            trials.append(compare(variant, tool))
+            if self.repeats > 1:
+                print(f"    trial {i + 1}/{self.repeats}: {line(trials[-1])}", flush=True)
+        return combine_trials(trials)
 
     def wrk_row(self, variant: str, wrk: str) -> dict:
         def run(st, plan, label):
@@ -235,7 +247,7 @@ class Fidelity:
                 wrk = ensure_wrk()
                 for variant in self.rows:
                     print(f"wrk vs Locust on {variant} ({self.users} connections, {self.seconds:g} s each)", flush=True)
-                    self.out["wrk"].append(with_load(self.wrk_row, variant, wrk))
+                    self.out["wrk"].append(with_load(self.repeated, self.wrk_row, variant, wrk))
                     print("  " + line(self.out["wrk"][-1]), flush=True)
                     self.save()
             if "k6" in self.parts or "capacity" in self.parts:
@@ -243,7 +255,7 @@ class Fidelity:
             if "k6" in self.parts:
                 print(f"k6 vs Locust, original flow on {K6_ROW} ({self.users} VUs, {self.seconds:g} s each)",
                       flush=True)
-                self.out["k6"].append(with_load(self.k6_row, K6_ROW, k6))
+                self.out["k6"].append(with_load(self.repeated, self.k6_row, K6_ROW, k6))
                 print("  " + line(self.out["k6"][-1]), flush=True)
                 self.save()
             if "capacity" in self.parts:
@@ -289,6 +301,8 @@ def add_arguments(p) -> None:
     p.add_argument("--capacity-run", help="a `--scenario capacity` run folder: its meta.json's capacity_rps and SLO")
     p.add_argument("--python", help="server Python X.Y (default: the runner's)")
     p.add_argument("--id", help="results/fidelity/<id>/ (default: the UTC time)")
+    p.add_argument("--repeats", type=number(int), default=3,
+                   help="comparisons per row, each on a fresh server; the verdict is on their median (default 3)")
 
 
 def cmd_fidelity(a) -> int:
@@ -303,4 +317,6 @@ def cmd_fidelity(a) -> int:
     rows = a.rows.split(",") if a.rows else list(WRK_ROWS)
     for r in rows + [K6_ROW]:
         variants.get(r)
-    return Fidelity(parts, rows, a.users, a.duration, a.warmup, a.step_seconds, a.capacity_run, a.python, a.id).run()
+    bounds.check("fidelity_repeats", a.repeats)
+    return Fidelity(parts, rows, a.users, a.duration, a.warmup, a.step_seconds, a.capacity_run, a.python, a.id,
+                    repeats=a.repeats).run()

@@ -36,7 +36,10 @@ def _load(row: dict) -> str:
 
 def _ref(row: dict) -> str:
     """The ratio with both sides at reference speed (the verdict's figure when measured)."""
-    return "-" if row.get("ratio_ref") is None else str(row["ratio_ref"])
+    trials = row.get("trials") or []
+    key = row.get("judged_on", "ratio")
+    each = ("; trials " + " / ".join(str(t.get(key)) for t in trials)) if len(trials) > 1 else ""
+    return ("-" if row.get("ratio_ref") is None else str(row["ratio_ref"])) + each
 
 
 def line(row: dict) -> str:

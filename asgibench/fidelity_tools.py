@@ -274,6 +274,28 @@ def judged(locust: dict, other: dict, key: str) -> dict:
             "verdict": ratio_verdict(ref if ref is not None else raw, locust.get("flags"), drift=drift)}
 
 
+def combine_trials(trials: list[dict], tolerance: float = TOLERANCE) -> dict:
+    """Repeated comparisons of one row (each: Locust's trial bracketed by the other generator's two runs,
+    on a freshly started server) -> the row: the median trial's figures, ratio and ratio_ref the medians
+    over trials, each trial's in `trials`, and the verdict on the median (flagged when the median trial's
+    Locust run was; ' (noisy)' when the trials' judged ratios spread by more than the tolerance: the
+    machine moved more between trials than the precision asked of the comparison)."""
+    key = "ratio_ref" if all(t.get("ratio_ref") is not None for t in trials) else "ratio"
+    ordered = sorted(trials, key=lambda t: t.get(key) if t.get(key) is not None else float("inf"))
+    pick = ordered[(len(ordered) - 1) // 2]
+    judged_vals = [t[key] for t in trials if t.get(key) is not None]
+    row = dict(pick)
+    row.update(ratio=stats.median(t.get("ratio") for t in trials), judged_on=key,
+               trials=[{k: t.get(k) for k in ("ratio", "ratio_ref", "verdict", "run_dir")} for t in trials])
+    row["ratio_ref"] = stats.median(judged_vals) if key == "ratio_ref" else None
+    spread = (max(judged_vals) - min(judged_vals)) / row[key] if len(judged_vals) > 1 and row[key] else None
+    row["spread"] = round(spread, 3) if spread is not None else None
+    if not str(pick.get("verdict", "")).startswith("k6 checks failed"):
+        row["verdict"] = ratio_verdict(row[key], (pick.get("locust") or {}).get("flags"), tolerance,
+                                       drift=spread if len(trials) > 1 else pick.get("drift"))
+    return row
+
+
 def ratio_verdict(r: float | None, flags: list[tuple[str, str]] | None = None, tolerance: float = TOLERANCE,
                   drift: float | None = None) -> str:
     """'ok' within tolerance; 'flagged' outside it when the suite flagged the Locust trial (the

@@ -180,6 +180,26 @@ def test_the_verdict_is_on_both_sides_at_reference_speed_when_the_probe_ran():
     assert ft.at_reference_speed({"rps": None}, "rps", 0.9) == {"speed_factor": 0.9, "rps_ref": None}
 
 
+def test_repeated_comparisons_are_judged_on_their_median():
+    """Three trials of one row (0.80, 0.99, 1.02 at reference speed): the verdict is the median's (ok),
+    the row's figures are the median trial's, and the spread (22%) over the tolerance marks it noisy."""
+    def trial(raw, ref, rps):
+        return {"ratio": raw, "ratio_ref": ref, "verdict": "x", "run_dir": f"r{rps}", "wrk": {"rps": rps},
+                "locust": {"flags": []}}
+    row = ft.combine_trials([trial(0.78, 0.80, 1), trial(1.00, 1.02, 2), trial(0.97, 0.99, 3)])
+    assert row["ratio_ref"] == 0.99 and row["ratio"] == 0.97 and row["judged_on"] == "ratio_ref"
+    assert row["wrk"] == {"rps": 3} and [t["run_dir"] for t in row["trials"]] == ["r1", "r2", "r3"]
+    assert row["spread"] == pytest.approx(0.222, abs=1e-3) and row["verdict"] == "ok (noisy)"
+    assert fidelity_text._ref(row) == "0.99; trials 0.8 / 1.02 / 0.99"
+    tight = ft.combine_trials([trial(0.9, 0.97, 1), trial(0.9, 0.98, 2), trial(0.9, 1.0, 3)])
+    assert tight["verdict"] == "ok" and tight["ratio_ref"] == 0.98
+    flagged = ft.combine_trials([dict(trial(0.7, 0.7, 1), locust={"flags": [("generator-competing", "x")]})])
+    assert flagged["verdict"] == "flagged" and flagged["spread"] is None
+    raw_only = ft.combine_trials([trial(0.96, None, 1), trial(0.7, 0.8, 2)])  # a trial without the probe
+    assert raw_only["judged_on"] == "ratio" and raw_only["ratio"] == pytest.approx(0.83)
+    assert raw_only["ratio_ref"] is None and raw_only["verdict"] == "MISS (noisy)"
+
+
 def _meta(**generator):
     return {"status": "completed", "machine_before": {"cpu_count": 2}, "server_cpu_seconds": 2.0,
             "summary": {"rps": 100.0, "requests": 1000, "failures": 0, "seconds": 10.0,
