@@ -285,7 +285,9 @@ def combine_trials(trials: list[dict], tolerance: float = TOLERANCE) -> dict:
     pick = ordered[(len(ordered) - 1) // 2]
     judged_vals = [t[key] for t in trials if t.get(key) is not None]
     row = dict(pick)
-    row.update(ratio=stats.median(t.get("ratio") for t in trials), judged_on=key,
+    # the judged ratio is the median; the raw one beside it is the median trial's, whose figures the row shows
+    row.update(ratio=pick.get("ratio") if key == "ratio_ref" else stats.median(t.get("ratio") for t in trials),
+               judged_on=key,
                trials=[{k: t.get(k) for k in ("ratio", "ratio_ref", "verdict", "run_dir")} for t in trials])
     row["ratio_ref"] = stats.median(judged_vals) if key == "ratio_ref" else None
     spread = (max(judged_vals) - min(judged_vals)) / row[key] if len(judged_vals) > 1 and row[key] else None
