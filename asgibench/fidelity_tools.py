@@ -220,11 +220,9 @@ def _imbalanced(run: dict) -> bool:
 def bracket(before: dict, after: dict, key: str) -> dict:
     """The independent generator's two runs around Locust's: the mean of each figure (None where one run
     lacks it), both runs, and the drift |before - after| / mean of `key` (how far the machine moved meanwhile).
-    A run whose workers were imbalanced (stats.IMBALANCE_MAX: wrk and k6 open their keep-alive connections
-    in one burst and keep them, and the kernel can hand them all to one worker; measured here: uvicorn 100/0%
-    under wrk, 64.7 req/s against 115.7 in the run before) measured that accept imbalance, not the server
-    Locust's trial met (Locust reconnects, as the matrix does): it is left out (`excluded`) when the other
-    run was balanced, and then there is no drift to state."""
+    A run with imbalanced workers (stats.IMBALANCE_MAX; wrk keeps its burst of connections: uvicorn 100/0%,
+    64.7 req/s against 115.7 before) measured the accept split, not the server: left out (`excluded`)
+    when the other run was balanced (fidelity/README.md)."""
     bad = [name for name, run in (("before", before), ("after", after)) if _imbalanced(run)]
     if len(bad) == 1:
         good, left = (after, before) if bad == ["before"] else (before, after)
@@ -253,20 +251,16 @@ def ratio(a, b) -> float | None:
 
 
 def at_reference_speed(run: dict, key: str, speed_factor: float | None) -> dict:
-    """{"speed_factor", "<key>_ref"}: a run's throughput divided by the machine's speed factor during it
-    (the speed probe, asgibench/measure.py): what it would have served on the reference machine. On this
-    VM the CPU second drifts by 10-30% within minutes, so two generators' runs a minute apart can differ
-    by that much with neither at fault; both sides of a ratio get the same correction."""
+    """{"speed_factor", "<key>_ref"}: a run's throughput over the machine's speed factor during it (the
+    speed probe, asgibench/measure.py); both sides of a ratio get it (fidelity/README.md says why)."""
     v = run.get(key)
     return {"speed_factor": speed_factor,
             f"{key}_ref": round(v / speed_factor, 2) if v is not None and speed_factor else None}
 
 
 def judged(locust: dict, other: dict, key: str) -> dict:
-    """{"ratio", "ratio_ref", "verdict"} of Locust's `key` over the independent generator's (the mean of
-    its runs before and after). The verdict is on ratio_ref (both sides at reference speed) when every
-    run had the speed probe, else on the raw ratio; the drift the verdict calls noisy is measured the
-    same way."""
+    """{"ratio", "ratio_ref", "judged_on", "verdict"} of Locust's `key` over the independent generator's
+    (its runs' mean); judged on ratio_ref (both at reference speed) when every run had the probe."""
     raw = ratio(locust.get(key), other.get(key))
     ref = ratio(locust.get(f"{key}_ref"), other.get(f"{key}_ref"))
     drift = other.get("drift_ref") if ref is not None else other.get("drift")
@@ -275,11 +269,9 @@ def judged(locust: dict, other: dict, key: str) -> dict:
 
 
 def combine_trials(trials: list[dict], tolerance: float = TOLERANCE) -> dict:
-    """Repeated comparisons of one row (each: Locust's trial bracketed by the other generator's two runs,
-    on a freshly started server) -> the row: the median trial's figures, ratio and ratio_ref the medians
-    over trials, each trial's in `trials`, and the verdict on the median (flagged when the median trial's
-    Locust run was; ' (noisy)' when the trials' judged ratios spread by more than the tolerance: the
-    machine moved more between trials than the precision asked of the comparison)."""
+    """Repeated comparisons of one row (each on a fresh server) -> the row: the median trial's figures,
+    each trial's ratios in `trials`, the verdict on the median judged ratio (flagged as the median trial
+    was; ' (noisy)' when the trials spread by more than the tolerance)."""
     key = "ratio_ref" if all(t.get("ratio_ref") is not None for t in trials) else "ratio"
     ordered = sorted(trials, key=lambda t: t.get(key) if t.get(key) is not None else float("inf"))
     pick = ordered[(len(ordered) - 1) // 2]
