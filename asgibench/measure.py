@@ -18,15 +18,11 @@ What one sample holds, per process of a tree (pid, role):
 and, per sample, the busy and total jiffies of the CPUs the server may run on (/proc/stat), for the
 "was the server CPU-bound" half of the generator-competing rule.
 
-The machine's speed (the speed probe): on this VM the CPU second is not a fixed unit. A fixed pure-
-Python loop took 2,764-4,051 us of its own CPU per run in 12 s blocks on an idle machine (CV 13%), and
-two busy processes doing the same loop (a CPU-bound server) moved with a probe running beside them at
-a low duty: per 10 s block, correlation 0.96, busy CV 10.7% -> 3.3% once divided by the probe's
-(2026-12-02, nothing else running). So every sample also times one PROBE_LOOPS loop of the sampler's
-thread (its own thread CPU, time.thread_time: waiting for a core does not count) and speed() reports
-the window's mean beside the steal share of all CPUs (/proc/stat). metrics turns it into "server CPU
-per request at reference speed": the reference machine is one where the probe takes PROBE_NOMINAL_US.
-The probe costs ~1 ms of CPU per sample (~0.5% of one core), in the runner, counted in no tree.
+The speed probe: on this VM the CPU second is not a fixed unit (a fixed loop's own CPU: 2,764-4,051 us
+in 12 s blocks at idle, CV 13%; two busy processes moved with a low-duty probe beside them, correlation
+0.96, CV 10.7% -> 3.3% once divided by it; README "Numbers you can trust"). Every sample also times one
+PROBE_LOOPS loop by the sampler thread's own CPU clock (~1 ms, ~0.5% of a core, counted in no tree);
+speed() gives a window's mean and the steal share of all CPUs; metrics derives "at reference speed".
 
 The trees' CPU counters are kept in the run folder (SAMPLES_FILE, write_samples): any later reader cuts
 its own window from them (cpu_between), e.g. one step of a capacity ladder.
@@ -129,6 +125,12 @@ def probe_run() -> float:
         s += i * i % 7
         d[i & 1023] = s
     return (time.thread_time() - c0) * 1e6
+
+
+def probe_mean(series, start: float, stop: float) -> tuple[float | None, int]:
+    """(mean CPU us of the probe runs [(epoch, us)] inside [start, stop] or None, their count)."""
+    runs = [us for t, us in series if start <= t <= stop]
+    return (statistics.fmean(runs) if runs else None), len(runs)
 
 
 def _descendants(roots, table: dict) -> list[int]:
@@ -355,14 +357,13 @@ class Sampler:
         """The machine during a window: the speed probe's mean CPU per run (runs inside the window), the
         speed factor (PROBE_NOMINAL_US / that: 1.2 = this window ran 1.2x the reference machine's speed)
         and the share of all CPUs' time the hypervisor stole, %."""
-        runs = [us for t, us in self.probe if start <= t <= stop]
-        probe = statistics.fmean(runs) if runs else None
+        probe, runs = probe_mean(self.probe, start, stop)
         steal = None
         if len(self.machine) >= 2:
             st = at([(t, s) for t, s, _ in self.machine], stop) - at([(t, s) for t, s, _ in self.machine], start)
             tot = at([(t, n) for t, _, n in self.machine], stop) - at([(t, n) for t, _, n in self.machine], start)
             steal = round(100 * st / tot, 2) if tot > 0 else None
-        return {"probe_us": round(probe, 1) if probe else None, "probe_runs": len(runs),
+        return {"probe_us": round(probe, 1) if probe else None, "probe_runs": runs,
                 "speed_factor": round(PROBE_NOMINAL_US / probe, 4) if probe else None, "steal_pct": steal,
                 "probe_nominal_us": PROBE_NOMINAL_US}
 
@@ -379,14 +380,13 @@ def write_samples(path, sampler: Sampler) -> None:
 
 
 def speed_between(path, start: float, stop: float) -> float | None:
-    """The machine's speed factor (PROBE_NOMINAL_US / the mean probe run) between two epochs, from a
-    run folder's SAMPLES_FILE (None when it holds no probe run in that window: an older run)."""
+    """The speed factor between two epochs from a run folder's SAMPLES_FILE (None: no probe run there)."""
     try:
         with open(path) as fh:
-            runs = [us for t, us in json.load(fh).get("probe_us") or [] if start <= t <= stop]
+            probe, _ = probe_mean(json.load(fh).get("probe_us") or [], start, stop)
     except (OSError, ValueError, TypeError):
         return None
-    return round(PROBE_NOMINAL_US / statistics.fmean(runs), 4) if runs else None
+    return round(PROBE_NOMINAL_US / probe, 4) if probe else None
 
 
 def cpu_between(path, tree: str, start: float, stop: float) -> float | None:
